@@ -1,0 +1,371 @@
+"""A streaming transformer shared by the codec and the LM.
+
+Pre-norm residual layers with RoPE, a KV cache over a bounded context, optional layer scale,
+gated feed-forward (SiLU/GELU GLU) or a plain MLP, LayerNorm or RMSNorm, grouped KV heads and
+per-step weights (the depth transformer uses one set of projections per codebook step).
+
+Shapes: activations are [B, T, C] ("time before channels"); ``ProjectedTransformer`` also accepts
+the conv layout [B, C, T]. Parameter names follow Kyutai's checkpoints so their weights load as is;
+the older fused attention names (``in_proj_weight``, ``out_proj.weight``) are accepted on load.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .streaming import State, StreamingContainer, StreamingModule
+
+
+# ------------------------------------------------------------------------------ norms & scales
+class RMSNorm(nn.Module):
+    """y = x * alpha / sqrt(eps + mean(x^2)); computed in ``dtype`` (fp32 for 'rms_norm_f32')."""
+
+    def __init__(self, dim: int, eps: float = 1e-5, dtype: torch.dtype | None = None):
+        super().__init__()
+        self.eps = eps
+        self.dtype = dtype
+        self.alpha = nn.Parameter(torch.ones(1, 1, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_dtype = x.dtype
+        if self.dtype is not None:
+            x = x.to(self.dtype)
+        var = self.eps + torch.mean(x * x, dim=-1, keepdim=True)
+        return (x * (self.alpha.to(var) * torch.rsqrt(var))).to(x_dtype)
+
+
+class LayerNormF32(nn.LayerNorm):
+    """LayerNorm computed in float32 whatever the input dtype."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float()).to(x.dtype)
+
+
+def make_norm(kind: str, dim: int) -> nn.Module:
+    """'layer_norm' | 'layer_norm_f32' | 'rms_norm' | 'rms_norm_f32' (Kyutai's names and epsilons)."""
+    if kind == "layer_norm":
+        return nn.LayerNorm(dim, eps=1e-5)
+    if kind == "layer_norm_f32":
+        return LayerNormF32(dim, eps=1e-8)
+    if kind == "rms_norm":
+        return RMSNorm(dim, eps=1e-5)
+    if kind == "rms_norm_f32":
+        return RMSNorm(dim, eps=1e-8, dtype=torch.float32)
+    raise ValueError(f"unknown norm {kind!r}; use layer_norm, layer_norm_f32, rms_norm or rms_norm_f32")
+
+
+class LayerScale(nn.Module):
+    """Per-channel scale of a residual branch (Touvron et al. 2021), initialised small."""
+
+    def __init__(self, dim: int, init: float):
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((dim,), float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * x
+
+
+# ------------------------------------------------------------------------------ RoPE
+def apply_rope(q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor, max_period: float,
+               interleave: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary embedding of q [B, H, T, D] and k [B, Hkv, T, D] at ``positions`` [B, T] (fp32 math).
+
+    ``interleave`` pairs (x[2i], x[2i+1]) as Kyutai does; otherwise (x[i], x[i + D/2]) as Llama.
+    """
+    D = q.shape[-1]
+    half = D // 2
+    freqs = torch.exp(torch.arange(half, device=q.device, dtype=torch.float32) * (-math.log(max_period) * 2 / D))
+    angles = positions.to(torch.float32)[:, None, :, None] * freqs  # [B, 1, T, D/2]
+    cos, sin = torch.cos(angles), torch.sin(angles)
+
+    def rotate(x: torch.Tensor) -> torch.Tensor:
+        if interleave:
+            xs = x.float().unflatten(-1, (half, 2))
+            xr, xi = xs[..., 0], xs[..., 1]
+            out = torch.stack([xr * cos - xi * sin, xr * sin + xi * cos], dim=-1).flatten(-2)
+        else:
+            xr, xi = x[..., :half].float(), x[..., half:].float()
+            out = torch.cat([xr * cos - xi * sin, xr * sin + xi * cos], dim=-1)
+        return out.to(x.dtype)
+
+    return rotate(q), rotate(k)
+
+
+# ------------------------------------------------------------------------------ feed-forward
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "silu": F.silu, "gelu": F.gelu, "relu": F.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
+}
+
+
+class ActivationGating(nn.Module):
+    """Gated FFN: linear_out(act(a) * b) with [a, b] = linear_in(x). No biases.
+
+    The hidden size is 2/3 of ``dim_feedforward`` (21/8 of dim when dim_feedforward == 4 * dim),
+    as in Kyutai's models, so a gated layer has no more parameters than the plain MLP.
+    """
+
+    def __init__(self, dim: int, dim_feedforward: int, activation: str):
+        super().__init__()
+        hidden = (21 * dim) // 8 if dim_feedforward == 4 * dim else (2 * dim_feedforward) // 3
+        self.activation = _ACTIVATIONS[activation]
+        self.linear_in = nn.Linear(dim, 2 * hidden, bias=False)
+        self.linear_out = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.linear_in(x).unflatten(-1, (2, -1))
+        return self.linear_out(self.activation(h[..., 0, :]) * h[..., 1, :])
+
+
+def apply_per_step(modules: nn.ModuleList, schedule: Sequence[int] | None, x: torch.Tensor,
+                   step: int) -> torch.Tensor:
+    """Apply ``modules[schedule[step + t]]`` to time step t of x [B, T, C] (one module: apply it)."""
+    if len(modules) == 1:
+        return modules[0](x)
+    ys = []
+    for t in range(x.shape[1]):
+        i = step + t
+        if schedule is not None:
+            i = schedule[i]
+        ys.append(modules[i](x[:, t:t + 1]))
+    return torch.cat(ys, dim=1)
+
+
+# ------------------------------------------------------------------------------ attention
+@dataclass
+class _AttnState(State):
+    keys: torch.Tensor  # [B, Hkv, capacity, D] ring buffer
+    values: torch.Tensor  # [B, Hkv, capacity, D]
+    positions: torch.Tensor  # long [B, capacity]: absolute position held by each slot, -1 if empty
+    offset: torch.Tensor  # long [B]: position of the next token of each row
+    step: int = 0  # tokens seen since the last reset (indexes per-step weights)
+
+    def reset(self, mask: torch.Tensor) -> None:
+        self.positions.masked_fill_(mask.view(-1, 1), -1)
+        self.offset.masked_fill_(mask, 0)
+        self.step = 0
+
+
+class StreamingMultiheadAttention(StreamingModule[_AttnState]):
+    """Causal self-attention with RoPE, a ring KV cache of ``context`` steps and optional GQA.
+
+    Args:
+        kv_repeat: query heads per KV head (1 = plain multi-head attention).
+        weights_per_step: number of steps with their own in/out projections (0 = shared).
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, causal: bool = True, context: int | None = None,
+                 rope_max_period: float | None = None, rope_interleave: bool = True, kv_repeat: int = 1,
+                 weights_per_step: int = 0, weights_per_step_schedule: Sequence[int] | None = None):
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+        self.embed_dim, self.num_heads, self.kv_repeat = embed_dim, num_heads, kv_repeat
+        self.head_dim = embed_dim // num_heads
+        self.causal, self.context = causal, context
+        self.rope_max_period, self.rope_interleave = rope_max_period, rope_interleave
+        self.weights_per_step = weights_per_step
+        self.schedule = list(weights_per_step_schedule) if weights_per_step_schedule else None
+        mult = 1
+        if weights_per_step:
+            mult = max(self.schedule) + 1 if self.schedule else weights_per_step
+        self.mult = mult
+        out_dim = embed_dim + 2 * self.head_dim * (num_heads // kv_repeat)
+        self.in_projs = nn.ModuleList([nn.Linear(embed_dim, out_dim, bias=False) for _ in range(mult)])
+        self.out_projs = nn.ModuleList([nn.Linear(embed_dim, embed_dim, bias=False) for _ in range(mult)])
+        self._register_load_state_dict_pre_hook(self._load_fused_names)
+
+    def _load_fused_names(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Accept the older fused names: ``in_proj_weight`` / ``out_proj.weight`` stacked over steps."""
+        for old, new in (("in_proj_weight", "in_projs.{i}.weight"), ("in_proj.weight", "in_projs.{i}.weight"),
+                         ("out_proj.weight", "out_projs.{i}.weight")):
+            if prefix + old in state_dict:
+                w = state_dict.pop(prefix + old)
+                w = w.view(self.mult, -1, *w.shape[1:])
+                for i in range(self.mult):
+                    state_dict[prefix + new.format(i=i)] = w[i]
+
+    @property
+    def capacity(self) -> int:
+        if self.context is not None:
+            return self.context
+        if self.weights_per_step:
+            return self.weights_per_step
+        raise RuntimeError("streaming attention needs a bounded context (set context=...)")
+
+    def _init_streaming_state(self, batch_size: int) -> _AttnState:
+        w = self.in_projs[0].weight
+        shape = (batch_size, self.num_heads // self.kv_repeat, self.capacity, self.head_dim)
+        return _AttnState(
+            batch_size,
+            keys=torch.zeros(shape, dtype=w.dtype, device=w.device),
+            values=torch.zeros(shape, dtype=w.dtype, device=w.device),
+            positions=torch.full((batch_size, self.capacity), -1, dtype=torch.long, device=w.device),
+            offset=torch.zeros(batch_size, dtype=torch.long, device=w.device),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, T, C] -> [B, T, C]."""
+        B, T, _ = x.shape
+        state = self._streaming_state
+        step = 0 if state is None else state.step
+        qkv = apply_per_step(self.in_projs, self.schedule, x, step)
+        H, Hkv, D = self.num_heads, self.num_heads // self.kv_repeat, self.head_dim
+        q = qkv[..., : H * D].view(B, T, H, D).transpose(1, 2)
+        k = qkv[..., H * D: (H + Hkv) * D].view(B, T, Hkv, D).transpose(1, 2)
+        v = qkv[..., (H + Hkv) * D:].view(B, T, Hkv, D).transpose(1, 2)
+
+        steps = torch.arange(T, device=x.device)
+        if state is None:
+            pos_q = steps.expand(B, T)
+        else:
+            pos_q = state.offset[:, None] + steps
+        if self.rope_max_period is not None:
+            q, k = apply_rope(q, k, pos_q, self.rope_max_period, self.rope_interleave)
+
+        if state is None:
+            pos_k = pos_q
+        else:
+            cap = self.capacity
+            if T > cap:
+                raise ValueError(f"{T} steps at once exceed the attention cache of {cap} steps")
+            slots = pos_q % cap  # [B, T]
+            idx = slots[:, None, :, None].expand(B, Hkv, T, D)
+            state.keys.scatter_(2, idx, k)
+            state.values.scatter_(2, idx, v)
+            state.positions.scatter_(1, slots, pos_q)
+            state.offset += T
+            state.step += T
+            k, v, pos_k = state.keys, state.values, state.positions
+
+        mask = None
+        if self.causal:
+            delta = pos_q[:, :, None] - pos_k[:, None, :]  # [B, T, S]
+            mask = (pos_k[:, None, :] >= 0) & (delta >= 0)
+            if self.context is not None:
+                mask &= delta < self.context
+            mask = mask[:, None]
+        if self.kv_repeat > 1:
+            k = k.repeat_interleave(self.kv_repeat, dim=1)
+            v = v.repeat_interleave(self.kv_repeat, dim=1)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = y.transpose(1, 2).reshape(B, T, H * D)
+        return apply_per_step(self.out_projs, self.schedule, y, step)
+
+
+# ------------------------------------------------------------------------------ layers
+@dataclass
+class _LayerState(State):
+    step: int = 0
+
+    def reset(self, mask: torch.Tensor) -> None:
+        self.step = 0
+
+
+class StreamingTransformerLayer(StreamingModule[_LayerState]):
+    """x + ls1(attn(norm1(x))), then + ls2(ffn(norm2(x))). x [B, T, C] -> [B, T, C]."""
+
+    def __init__(self, d_model: int, num_heads: int, dim_feedforward: int | list[int] = 2048,
+                 causal: bool = True, context: int | None = None, rope_max_period: float | None = None,
+                 rope_interleave: bool = True, norm: str = "layer_norm", layer_scale: float | None = None,
+                 gating: str = "none", activation: str = "gelu", kv_repeat: int = 1,
+                 weights_per_step: int = 0, weights_per_step_schedule: Sequence[int] | None = None):
+        super().__init__()
+        self.self_attn = StreamingMultiheadAttention(
+            d_model, num_heads, causal=causal, context=context, rope_max_period=rope_max_period,
+            rope_interleave=rope_interleave, kv_repeat=kv_repeat, weights_per_step=weights_per_step,
+            weights_per_step_schedule=weights_per_step_schedule)
+        self.norm1 = make_norm(norm, d_model)
+        self.norm2 = make_norm(norm, d_model)
+        self.schedule = list(weights_per_step_schedule) if weights_per_step_schedule else None
+        self.gating: nn.Module | None = None
+        self.linear1: nn.Linear | None = None
+        self.linear2: nn.Linear | None = None
+        if gating == "none":
+            if weights_per_step or isinstance(dim_feedforward, list):
+                raise ValueError("per-step weights need a gated feed-forward (gating='silu' or 'gelu')")
+            self.activation = _ACTIVATIONS[activation]
+            self.linear1 = nn.Linear(d_model, dim_feedforward, bias=False)
+            self.linear2 = nn.Linear(dim_feedforward, d_model, bias=False)
+        elif weights_per_step:
+            n = max(self.schedule) + 1 if self.schedule else weights_per_step
+            dims = dim_feedforward if isinstance(dim_feedforward, list) else [dim_feedforward] * n
+            self.gating = nn.ModuleList([ActivationGating(d_model, d, gating) for d in dims])
+        else:
+            self.gating = ActivationGating(d_model, dim_feedforward, gating)
+        if layer_scale is None:
+            self.layer_scale_1: nn.Module = nn.Identity()
+            self.layer_scale_2: nn.Module = nn.Identity()
+        else:
+            self.layer_scale_1 = LayerScale(d_model, layer_scale)
+            self.layer_scale_2 = LayerScale(d_model, layer_scale)
+
+    def _init_streaming_state(self, batch_size: int) -> _LayerState:
+        return _LayerState(batch_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        state = self._streaming_state
+        step = 0 if state is None else state.step
+        x = x + self.layer_scale_1(self.self_attn(self.norm1(x)))
+        h = self.norm2(x)
+        if self.gating is None:
+            h = self.linear2(self.activation(self.linear1(h)))
+        elif isinstance(self.gating, nn.ModuleList):
+            h = apply_per_step(self.gating, self.schedule, h, step)
+        else:
+            h = self.gating(h)
+        if state is not None:
+            state.step += x.shape[1]
+        return x + self.layer_scale_2(h)
+
+
+class StreamingTransformer(StreamingContainer):
+    """A stack of :class:`StreamingTransformerLayer`. x [B, T, C] -> [B, T, C].
+
+    ``positional_embedding`` is 'rope' (interleaved pairs), 'rope_concat' (Llama's halves) or 'none'.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, num_layers: int, dim_feedforward: int | list[int] = 2048,
+                 causal: bool = True, context: int | None = None, positional_embedding: str = "rope",
+                 max_period: float = 10_000.0, **layer_kwargs):
+        super().__init__()
+        if positional_embedding not in ("rope", "rope_concat", "none"):
+            raise ValueError(f"positional_embedding must be rope, rope_concat or none, got {positional_embedding!r}")
+        rope = None if positional_embedding == "none" else max_period
+        self.layers = nn.ModuleList([
+            StreamingTransformerLayer(d_model, num_heads, dim_feedforward, causal=causal, context=context,
+                                      rope_max_period=rope, rope_interleave=positional_embedding == "rope",
+                                      **layer_kwargs)
+            for _ in range(num_layers)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class ProjectedTransformer(StreamingContainer):
+    """A transformer with optional input/output projections, in [B, T, C] or conv layout [B, C, T]."""
+
+    def __init__(self, input_dimension: int, output_dimensions: Sequence[int], d_model: int, *,
+                 conv_layout: bool = False, **kwargs):
+        super().__init__()
+        self.transformer = StreamingTransformer(d_model=d_model, **kwargs)
+        self.conv_layout = conv_layout
+        self.input_proj = nn.Linear(input_dimension, d_model, bias=False) if input_dimension != d_model else None
+        self.output_projs = nn.ModuleList([
+            nn.Identity() if d == d_model else nn.Linear(d_model, d, bias=False) for d in output_dimensions])
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.conv_layout:
+            x = x.transpose(1, 2)
+        if self.input_proj is not None:
+            x = self.input_proj(x)
+        z = self.transformer(x)
+        ys = [proj(z) for proj in self.output_projs]
+        return [y.transpose(1, 2) for y in ys] if self.conv_layout else ys
