@@ -71,7 +71,100 @@ def _codec_roundtrip(a) -> int:
 
 # --------------------------------------------------------------------------------------- data
 def _add_data(sub) -> None:
-    """`fullduplex data synth|ingest|stats|tokenize|merge|export-lhotse`."""
+    """`fullduplex data synth|ingest|stats|merge|export-lhotse|validate`."""
+    p = sub.add_parser("data", help="two-channel conversation datasets: synthesize, ingest, inspect")
+    dsub = p.add_subparsers(dest="data_cmd", required=True)
+
+    q = dsub.add_parser("synth", help="synthesize two-speaker conversations (left = assistant, right = user)")
+    q.add_argument("--out", required=True)
+    q.add_argument("--hours", type=float, required=True)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    q.add_argument("--shard", default=None, help="I/N: make only items k with k %% N == I")
+    q.set_defaults(func=_data_synth)
+
+    q = dsub.add_parser("ingest", help="real stereo recordings (or mono pairs) -> dataset, with a report")
+    q.add_argument("src")
+    q.add_argument("--out", required=True)
+    q.add_argument("--shard", default=None, help="I/N: ingest only this share of SRC")
+    q.add_argument("--vad", default="silero", choices=["silero", "energy"])
+    q.set_defaults(func=_data_ingest)
+
+    q = dsub.add_parser("stats", help="turn-taking statistics (IPUs, pauses, gaps, overlaps, FTO, backchannels)")
+    q.add_argument("dir")
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--plot", default=None, help="write a timeline plot of one conversation to this PNG")
+    q.add_argument("--plot-index", type=int, default=0)
+    q.add_argument("--vad", default="energy", choices=["energy", "silero"])
+    q.set_defaults(func=_data_stats)
+
+    q = dsub.add_parser("merge", help="join (shard) manifests of several folders into OUT/manifest.jsonl")
+    q.add_argument("out")
+    q.add_argument("dirs", nargs="+")
+    q.set_defaults(func=_data_merge)
+
+    q = dsub.add_parser("export-lhotse", help="write lhotse recordings/supervisions JSONL manifests")
+    q.add_argument("dir")
+    q.add_argument("--out", required=True)
+    q.set_defaults(func=_data_export_lhotse)
+
+    q = dsub.add_parser("validate", help="check a dataset folder against the format")
+    q.add_argument("dir")
+    q.set_defaults(func=_data_validate)
+
+
+def _data_synth(a) -> int:
+    from .data.shard import parse_shard
+    from .data.synth import run_synth
+
+    _print_json(run_synth(a.out, a.hours, seed=a.seed, jobs=a.jobs, shard=parse_shard(a.shard)))
+    return 0
+
+
+def _data_ingest(a) -> int:
+    from .data.ingest import run_ingest
+    from .data.shard import parse_shard
+
+    _print_json(run_ingest(a.src, a.out, shard=parse_shard(a.shard), vad=a.vad)["summary"])
+    return 0
+
+
+def _data_stats(a) -> int:
+    from .data.stats import dataset_stats, format_table
+
+    s = dataset_stats(a.dir, vad=a.vad)
+    if a.plot:
+        from .data.plot import plot_timeline
+
+        s["plot"] = str(plot_timeline(a.dir, a.plot, index=a.plot_index, vad=a.vad))
+    if a.json:
+        _print_json(s)
+    else:
+        print(format_table(s))
+    return 0
+
+
+def _data_merge(a) -> int:
+    from .data.merge import merge
+
+    _print_json(merge(a.out, a.dirs))
+    return 0
+
+
+def _data_export_lhotse(a) -> int:
+    from .data.lhotse_export import export_lhotse
+
+    _print_json([str(p) for p in export_lhotse(a.dir, a.out)])
+    return 0
+
+
+def _data_validate(a) -> int:
+    from .data.format import validate
+
+    problems = validate(a.dir)
+    for p in problems:
+        print(p)
+    return 1 if problems else 0
 
 
 # --------------------------------------------------------------------------------------- bench
@@ -86,6 +179,11 @@ def _add_bench(sub) -> None:
     q.add_argument("--no-reference", action="store_true", help="skip the moshi package")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_bench_codec)
+    q = bsub.add_parser("data", help="conversation synthesis and statistics speed (x real time)")
+    q.add_argument("--minutes", type=float, default=5.0, help="minutes of conversation to synthesize")
+    q.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_bench_data)
 
 
 def _bench_codec(a) -> int:
@@ -93,6 +191,18 @@ def _bench_codec(a) -> int:
 
     res = bench.bench_codec(config=a.config, frames=a.frames, repeats=a.repeats, threads=a.threads,
                             reference=not a.no_reference)
+    if a.json:
+        _print_json(res)
+    else:
+        for k, v in res.items():
+            print(f"{k:>24}: {v}")
+    return 0
+
+
+def _bench_data(a) -> int:
+    from .data.bench import bench_data
+
+    res = bench_data(minutes=a.minutes, jobs=a.jobs)
     if a.json:
         _print_json(res)
     else:
