@@ -42,7 +42,7 @@ def align(audio: np.ndarray, sr: int, text: str) -> list[Word]:
     d.start_utt()
     d.process_raw(pcm, full_utt=True)
     d.end_utt()
-    segs = [s for s in d.seg() if s.word not in ("<s>", "</s>", "<sil>", "[NOISE]")]
+    segs = [s for s in (d.seg() or []) if s.word not in ("<s>", "</s>", "<sil>", "[NOISE]")]
     if len(segs) != len(known):
         raise RuntimeError(f"pocketsphinx aligned {len(segs)} of {len(known)} words of {text!r}")
     return [Word(t, round(s.start_frame / 100, 3), round((s.end_frame + 1) / 100, 3))
