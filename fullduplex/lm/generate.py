@@ -1,0 +1,423 @@
+"""Streaming generation: one call per 80 ms frame, batched over independent sessions.
+
+    gen = LMGen(model, temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, seed=1234)
+    with gen.streaming(batch_size=2):
+        for t in range(T):
+            out = gen.step(user_codes[:, :, t:t + 1])   # [B, K_user, 1]
+            if out is not None:                         # [B, 1 + dep_q, 1]: text token + audio codes
+                ...                                     # all for one and the same time index
+        gen.reset(torch.tensor([True, False]))          # session 0 starts over, session 1 goes on
+
+Alignment (as Kyutai's ``LMGen``): the frame returned by step s holds the text token and the first
+codebook sampled at step s-1 and the acoustic codebooks (delay 1) sampled at step s. Nothing is
+returned while the delays fill (the first ``max_delay`` steps); a session that was just reset
+returns the ungenerated id -2 in its row while the others return tokens.
+
+Both transformers run a single-step path over the model's own weights, with KV buffers allocated
+once per session: the temporal transformer a ring cache of ``context`` steps, the depth transformer
+(``dep_q`` steps inside every frame) buffers that are overwritten in place each frame. A step
+allocates no new streaming state. The model's weights are read at every step, so quantize or cast
+the model before building the generator or after, as you like; do not swap its modules mid-session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..nn import RMSNorm
+from .model import LMModel, sin_embedding
+
+
+class _Lin:
+    """A linear layer's weight, read once: plain linears run as F.linear, others (quantized) as called."""
+
+    __slots__ = ("weight", "bias", "module")
+
+    def __init__(self, m: nn.Module):
+        plain = isinstance(m, nn.Linear)
+        self.weight = m.weight if plain else None
+        self.bias = m.bias if plain else None
+        self.module = None if plain else m
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.module is None:
+            return F.linear(x, self.weight, self.bias)
+        return self.module(x)
+
+
+class _Norm:
+    """An fp32 RMSNorm computed inline (the operations of nn.RMSNorm); otherwise the module is called."""
+
+    __slots__ = ("alpha", "eps", "module")
+
+    def __init__(self, m: nn.Module):
+        self.module = m
+        rms = isinstance(m, RMSNorm) and m.alpha.dtype == torch.float32 and m.dtype in (None, torch.float32)
+        self.alpha = m.alpha if rms else None
+        self.eps = m.eps if rms else 0.0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.alpha is None or x.dtype != torch.float32:
+            return self.module(x)
+        var = self.eps + torch.mean(x * x, dim=-1, keepdim=True)
+        return x * (self.alpha * torch.rsqrt(var))
+
+
+class _Layer:
+    """The pieces of one nn transformer layer for one per-step weight index w."""
+
+    __slots__ = ("norm1", "in_proj", "out_proj", "norm2", "ff_in", "ff_out", "act", "gated", "ls1", "ls2")
+
+    def __init__(self, layer: nn.Module, w: int):
+        attn = layer.self_attn
+        pick = (lambda ms: ms[w if len(ms) > 1 else 0])
+        self.norm1, self.norm2 = _Norm(layer.norm1), _Norm(layer.norm2)
+        self.in_proj, self.out_proj = _Lin(pick(attn.in_projs)), _Lin(pick(attn.out_projs))
+        g = layer.gating
+        if g is None:
+            self.gated, self.act = False, layer.activation
+            self.ff_in, self.ff_out = _Lin(layer.linear1), _Lin(layer.linear2)
+        else:
+            if isinstance(g, nn.ModuleList):
+                g = pick(g)
+            self.gated, self.act = True, g.activation
+            self.ff_in, self.ff_out = _Lin(g.linear_in), _Lin(g.linear_out)
+        self.ls1 = None if isinstance(layer.layer_scale_1, nn.Identity) else layer.layer_scale_1
+        self.ls2 = None if isinstance(layer.layer_scale_2, nn.Identity) else layer.layer_scale_2
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x + ffn(norm2(x)) for x [B, T, C]."""
+        z = self.ff_in(self.norm2(x))
+        if self.gated:
+            z = z.unflatten(-1, (2, -1))
+            z = self.act(z[..., 0, :]) * z[..., 1, :]
+        else:
+            z = self.act(z)
+        z = self.ff_out(z)
+        return x + (z if self.ls2 is None else self.ls2(z))
+
+
+def _rope_tables(positions: torch.Tensor, head_dim: int, max_period: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """positions [B, T] -> cos, sin [B, 1, T, head_dim / 2] (the nn transformer's RoPE frequencies)."""
+    half = head_dim // 2
+    freqs = torch.exp(torch.arange(half, device=positions.device, dtype=torch.float32)
+                      * (-math.log(max_period) * 2 / head_dim))
+    angles = positions.to(torch.float32)[:, None, :, None] * freqs
+    return torch.cos(angles), torch.sin(angles)
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleave: bool) -> torch.Tensor:
+    """RoPE of x [B, H, T, D]: pairs (x[2i], x[2i+1]) if interleave else (x[i], x[i + D/2])."""
+    half = x.shape[-1] // 2
+    if interleave:
+        xs = x.float().unflatten(-1, (half, 2))
+        xr, xi = xs[..., 0], xs[..., 1]
+        out = torch.stack([xr * cos - xi * sin, xr * sin + xi * cos], dim=-1).flatten(-2)
+    else:
+        xr, xi = x[..., :half].float(), x[..., half:].float()
+        out = torch.cat([xr * cos - xi * sin, xr * sin + xi * cos], dim=-1)
+    return out.to(x.dtype)
+
+
+def sample_token(logits: torch.Tensor, use_sampling: bool, temp: float, top_k: int,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """logits [B, V] -> tokens long [B].
+
+    Greedy when ``use_sampling`` is False or temp <= 0. Otherwise softmax(logits / temp), restricted
+    to the top_k most likely (0 = all), drawn as argmax(p / E) with E ~ Exp(1) (equivalent to a
+    categorical draw, without a device sync).
+    """
+    if not use_sampling or temp <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.float() / temp, dim=-1)
+    idx = None
+    if 0 < top_k:
+        probs, idx = torch.topk(probs, min(top_k, probs.shape[-1]), dim=-1)
+    noise = torch.empty_like(probs).exponential_(1, generator=generator)
+    choice = (probs / noise).argmax(dim=-1, keepdim=True)
+    return (choice if idx is None else idx.gather(-1, choice))[:, 0]
+
+
+@dataclass
+class _GenState:
+    batch_size: int
+    cache: torch.Tensor           # long [B, K, max_delay + 2]: ring of recent tokens of every stream
+    offsets: torch.Tensor         # long [B]: steps since each session (re)started
+    offsets_py: list[int]         # the same on the host, to decide on None without a sync
+    keys: list[torch.Tensor]      # per temporal layer [B, Hkv, capacity, D]: ring KV cache
+    values: list[torch.Tensor]
+    slot_pos: torch.Tensor        # long [B, capacity]: step held by each cache slot, -1 if empty
+    filled: int                   # slots [0, filled) may be in use (any session)
+    dep_keys: list[torch.Tensor]  # per depformer layer [B, Hkv, dep_q, D], overwritten every frame
+    dep_values: list[torch.Tensor]
+
+
+class LMGen:
+    """Streaming generator over an :class:`LMModel` (eval mode, no gradients)."""
+
+    def __init__(self, model: LMModel, use_sampling: bool = True, temp: float = 0.8, temp_text: float = 0.7,
+                 top_k: int = 250, top_k_text: int = 25, seed: int | None = None,
+                 generator: torch.Generator | None = None, check_inputs: bool = True,
+                 max_steps: int | None = None):
+        if model.training:
+            raise ValueError("LMGen needs the model in eval mode (call model.eval())")
+        self.model = model
+        self.cfg = c = model.cfg
+        self.use_sampling, self.temp, self.temp_text = use_sampling, temp, temp_text
+        self.top_k, self.top_k_text = top_k, top_k_text
+        if seed is not None and generator is None:
+            generator = torch.Generator(device=model.device).manual_seed(seed)
+        self.generator = generator  # None: torch's global RNG
+        self.check_inputs = check_inputs
+        dev = model.device
+        self.num_gen = c.dep_q + (0 if c.textless else 1)  # rows generated: text + model audio
+        self.delays = torch.tensor(c.delays, dtype=torch.long, device=dev)
+        self.user_delays = self.delays[self.num_gen:]
+        self.gen_delays = self.delays[: self.num_gen]
+        self.initial = model.initial_tokens()  # [1, K, 1]
+        self._state: _GenState | None = None
+        # depformer constants
+        self._dep_sin = None
+        if c.depformer_pos_emb in ("sin", "sin_rope") and c.dep_q:
+            self._dep_sin = sin_embedding(torch.arange(c.dep_q, device=dev), c.depformer_dim,
+                                          c.depformer_max_period).to(model.dtype)[:, None]  # [dep_q, 1, Dd]
+        self._dep_rope = None
+        self._dep_interleave = c.depformer_pos_emb != "rope_concat"
+        self._dep_heads = []
+        if model.depformer is not None:
+            self._dep_heads = [(layer.self_attn.num_heads, layer.self_attn.num_heads // layer.self_attn.kv_repeat,
+                                layer.self_attn.head_dim) for layer in model.depformer.layers]
+            if c.depformer_pos_emb in ("rope", "sin_rope", "rope_concat"):
+                self._dep_rope = [_rope_tables(torch.full((1, 1), cb, device=dev), self._dep_heads[0][2],
+                                               c.depformer_max_period) for cb in range(c.dep_q)]
+        # temporal constants: the KV cache holds `context` steps; without a context, `max_steps`
+        if c.context is None and max_steps is None:
+            raise ValueError("the model has no attention context: give LMGen(max_steps=...) to size its KV cache")
+        self.capacity = c.context if c.context is not None else max_steps
+        self._rope = c.positional_embedding in ("rope", "sin_rope", "rope_concat")
+        self._interleave = c.positional_embedding != "rope_concat"
+        a0 = model.transformer.layers[0].self_attn
+        self._heads = (a0.num_heads, a0.num_heads // a0.kv_repeat, a0.head_dim)
+
+    # ------------------------------------------------------------------ session management
+    def start(self, batch_size: int) -> None:
+        """Begin streaming ``batch_size`` sessions (see :meth:`streaming`)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        m, c, dev = self.model, self.cfg, self.model.device
+        cache = torch.full((batch_size, c.num_codebooks, c.max_delay + 2), c.ungenerated_token_id,
+                           dtype=torch.long, device=dev)
+        _, Hkv, D = self._heads
+        shape = (batch_size, Hkv, self.capacity, D)
+        t_keys = [torch.zeros(shape, dtype=m.dtype, device=dev) for _ in m.transformer.layers]
+        t_values = [torch.zeros(shape, dtype=m.dtype, device=dev) for _ in m.transformer.layers]
+        slot_pos = torch.full((batch_size, self.capacity), -1, dtype=torch.long, device=dev)
+        keys, values = [], []
+        if m.depformer is not None:
+            for layer in m.depformer.layers:
+                a = layer.self_attn
+                shape = (batch_size, a.num_heads // a.kv_repeat, c.dep_q, a.head_dim)
+                keys.append(torch.zeros(shape, dtype=m.dtype, device=dev))
+                values.append(torch.zeros(shape, dtype=m.dtype, device=dev))
+        self._rows = torch.arange(batch_size, device=dev)
+        self._build_plan()
+        self._state = _GenState(batch_size, cache, torch.zeros(batch_size, dtype=torch.long, device=dev),
+                                [0] * batch_size, t_keys, t_values, slot_pos, 0, keys, values)
+
+    def stop(self) -> None:
+        self._state = None
+
+    @contextlib.contextmanager
+    def streaming(self, batch_size: int):
+        self.start(batch_size)
+        try:
+            yield self
+        finally:
+            self.stop()
+
+    def reset(self, mask: torch.Tensor | None = None) -> None:
+        """Restart the sessions where mask (bool [B]) is True (all when None); the others go on."""
+        st = self._require_state()
+        if mask is None:
+            mask = torch.ones(st.batch_size, dtype=torch.bool)
+        mask = torch.as_tensor(mask, dtype=torch.bool).view(-1)
+        if mask.numel() != st.batch_size:
+            raise ValueError(f"reset mask has {mask.numel()} rows, generation runs {st.batch_size} sessions")
+        dmask = mask.to(st.offsets.device)
+        st.slot_pos.masked_fill_(dmask[:, None], -1)
+        st.offsets.masked_fill_(dmask, 0)
+        st.cache.masked_fill_(dmask[:, None, None], self.cfg.ungenerated_token_id)
+        for i, r in enumerate(mask.tolist()):
+            if r:
+                st.offsets_py[i] = 0
+
+    def _require_state(self) -> _GenState:
+        if self._state is None:
+            raise RuntimeError("call LMGen.step() inside `with gen.streaming(batch_size):` (or after start())")
+        return self._state
+
+    # ------------------------------------------------------------------ one frame
+    @torch.no_grad()
+    def step(self, user_codes: torch.Tensor) -> torch.Tensor | None:
+        """user_codes [B, K_user, 1] -> None while delays fill, else long [B, 1 + dep_q, 1] (text, audio)."""
+        st = self._require_state()
+        c, m = self.cfg, self.model
+        B, CT = st.batch_size, st.cache.shape[2]
+        ku = c.num_user_codebooks
+        if user_codes.dim() != 3 or user_codes.shape[0] != B or user_codes.shape[1] != ku or user_codes.shape[2] != 1:
+            raise ValueError(f"user_codes must be [{B}, {ku}, 1] ({B} sessions, {ku} user codebooks, one frame), "
+                             f"got {tuple(user_codes.shape)}")
+        if self.check_inputs:
+            m.check_codes(user_codes, ku, first_row=self.num_gen, what="user_codes")
+        # write the user's codes where their (delayed) stream will read them
+        if ku:
+            pos = (st.offsets[:, None] + self.user_delays) % CT
+            st.cache[:, self.num_gen:].scatter_(2, pos[..., None], user_codes.to(torch.long))
+        # read this step's input column; streams still inside their delay read the initial token
+        col = (st.offsets % CT)[:, None, None].expand(B, c.num_codebooks, 1)
+        tokens = st.cache.gather(2, col)
+        is_init = st.offsets[:, None, None] <= self.delays[:, None]
+        tokens = torch.where(is_init, self.initial, tokens)
+
+        h = self._temporal(tokens)  # [B, 1, dim]
+        text = None
+        if self._text_linear is not None:
+            text = sample_token(self._text_linear(h)[:, 0], self.use_sampling, self.temp_text, self.top_k_text,
+                                self.generator)
+        audio = self._depformer_frame(text, h)  # [B, dep_q]
+
+        st.offsets += 1
+        new = audio if text is None else torch.cat([text[:, None], audio], dim=1)
+        col = (st.offsets % CT)[:, None, None].expand(B, self.num_gen, 1)
+        st.cache[:, : self.num_gen].scatter_(2, col, new[..., None])
+        st.offsets_py = [o + 1 for o in st.offsets_py]
+        if max(st.offsets_py) <= c.max_delay:
+            return None
+        idx = (st.offsets[:, None] - c.max_delay + self.gen_delays) % CT
+        out = st.cache[:, : self.num_gen].gather(2, idx[..., None])
+        if min(st.offsets_py) <= c.max_delay:
+            out[st.offsets <= c.max_delay] = c.ungenerated_token_id
+        return out
+
+    # ------------------------------------------------------------------ per-session plan
+    def _build_plan(self) -> None:
+        """Read the model's modules once per session: tensors and small callables for the hot loop."""
+        m, c = self.model, self.cfg
+        a = c.audio_offset
+        self._emb = [(a + k, e.weight) for k, e in enumerate(m.emb)]
+        if m.text_emb is not None:
+            self._emb.append((0, m.text_emb.weight))
+        self._t_layers = [_Layer(layer, 0) for layer in m.transformer.layers]
+        self._out_norm = _Norm(m.out_norm)
+        self._text_linear = None if m.text_linear is None else _Lin(m.text_linear)
+        self._d_steps = []
+        for cb in range(c.dep_q):
+            sched = c.depformer_weights_per_step_schedule
+            w = sched[cb] if sched else cb
+            emb = m.depformer_text_emb if cb == 0 else m.depformer_emb[cb - 1]
+            low_rank = None if emb is None or emb.low_rank is None else _Lin(emb.low_rank)
+            norm = None if isinstance(m.depformer_norms[cb], nn.Identity) else m.depformer_norms[cb]
+            self._d_steps.append((_Lin(m.depformer_in[m.depformer_in_index(cb)]),
+                                  None if emb is None else emb.weight, low_rank,
+                                  [_Layer(layer, w) for layer in m.depformer.layers],
+                                  norm, _Lin(m.linears[cb])))
+
+    # ------------------------------------------------------------------ temporal transformer, one frame
+    def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [B, K, 1] -> summed embeddings [B, 1, dim]; the zero token (-1) adds exactly nothing."""
+        valid = tokens >= 0
+        t = tokens.clamp(min=0)
+        x = None
+        for row, w in self._emb:
+            e = F.embedding(t[:, row], w).masked_fill_(~valid[:, row, :, None], 0.0)
+            x = e if x is None else x + e
+        return x
+
+    def _temporal(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [B, K, 1] (this step's inputs) -> hidden [B, 1, dim] after out_norm, using the KV cache."""
+        st, c = self._state, self.cfg
+        B = tokens.shape[0]
+        pos = st.offsets  # [B]
+        if c.context is None and max(st.offsets_py) >= self.capacity:
+            raise RuntimeError(f"generation ran past max_steps={self.capacity} for a model without context")
+        x = self._embed(tokens)
+        if c.positional_embedding in ("sin", "sin_rope"):
+            x = x + sin_embedding(pos[:, None], c.dim, c.max_period).to(x.dtype)
+        # cache slot, attention mask and RoPE tables of this step: shared by all layers
+        slot = pos % self.capacity
+        rows = self._rows
+        st.slot_pos[rows, slot] = pos
+        st.filled = n = min(self.capacity, st.filled + 1)
+        sp = st.slot_pos[:, :n]
+        if c.causal:
+            mask = (sp >= 0) & (sp <= pos[:, None])
+            if c.context is not None:
+                mask &= pos[:, None] - sp < c.context
+        else:
+            mask = sp >= 0
+        mask = mask[:, None, None]  # [B, 1, 1, n]
+        cos_sin = _rope_tables(pos[:, None], self._heads[2], c.max_period) if self._rope else None
+        H, Hkv, D = self._heads
+        gqa = Hkv != H
+        for li, L in enumerate(self._t_layers):
+            qkv = L.in_proj(L.norm1(x))
+            q = qkv[..., : H * D].view(B, 1, H, D).transpose(1, 2)
+            k = qkv[..., H * D: (H + Hkv) * D].view(B, Hkv, 1, D)
+            v = qkv[..., (H + Hkv) * D:].view(B, Hkv, D)
+            if cos_sin is not None:
+                q = _rotate(q, *cos_sin, self._interleave)
+                k = _rotate(k, *cos_sin, self._interleave)
+            keys, values = st.keys[li], st.values[li]
+            keys[rows, :, slot] = k[:, :, 0]
+            values[rows, :, slot] = v
+            y = F.scaled_dot_product_attention(q, keys[:, :, :n], values[:, :, :n], attn_mask=mask, enable_gqa=gqa)
+            y = L.out_proj(y.transpose(1, 2).reshape(B, 1, H * D))
+            x = x + (y if L.ls1 is None else L.ls1(y))
+            x = L.feed_forward(x)
+        return self._out_norm(x)
+
+    # ------------------------------------------------------------------ depth transformer, one frame
+    def _depformer_frame(self, text: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:
+        """text [B] | None, h [B, 1, dim] -> audio tokens [B, dep_q], one codebook after another.
+
+        Step cb attends to steps 0..cb of this frame: its keys/values are written at index cb of the
+        per-layer buffers, which are simply overwritten by the next frame.
+        """
+        st = self._state
+        B = h.shape[0]
+        prev = text
+        out = []
+        for cb, (dep_in, emb_w, low_rank, layers, norm, head) in enumerate(self._d_steps):
+            x = dep_in(h)
+            if prev is not None:
+                e = F.embedding(prev[:, None], emb_w)
+                x = x + (e if low_rank is None else low_rank(e))
+            if self._dep_sin is not None:
+                x = x + self._dep_sin[cb]
+            for li, L in enumerate(layers):
+                H, Hkv, D = self._dep_heads[li]
+                qkv = L.in_proj(L.norm1(x))
+                q = qkv[..., : H * D].view(B, 1, H, D).transpose(1, 2)
+                k = qkv[..., H * D: (H + Hkv) * D].view(B, 1, Hkv, D).transpose(1, 2)
+                v = qkv[..., (H + Hkv) * D:].view(B, 1, Hkv, D).transpose(1, 2)
+                if self._dep_rope is not None:
+                    cos, sin = self._dep_rope[cb]
+                    q, k = _rotate(q, cos, sin, self._dep_interleave), _rotate(k, cos, sin, self._dep_interleave)
+                keys, values = st.dep_keys[li], st.dep_values[li]
+                keys[:, :, cb: cb + 1] = k
+                values[:, :, cb: cb + 1] = v
+                y = F.scaled_dot_product_attention(q, keys[:, :, : cb + 1], values[:, :, : cb + 1],
+                                                   enable_gqa=Hkv != H)
+                y = L.out_proj(y.transpose(1, 2).reshape(B, 1, H * D))
+                x = x + (y if L.ls1 is None else L.ls1(y))
+                x = L.feed_forward(x)
+            logits = head(x if norm is None else norm(x))[:, 0]
+            prev = sample_token(logits, self.use_sampling, self.temp, self.top_k, self.generator)
+            out.append(prev)
+        return torch.stack(out, dim=1)
