@@ -66,7 +66,7 @@ class _Timeline:
 
 
 def _plan(rng, target_s: float, cfg: SynthConfig) -> list[content.Exchange]:
-    """Exchanges until the estimated spoken time reaches ``target_s`` (~2.6 words/s + gaps)."""
+    """Exchanges until the estimated spoken time reaches ``target_s`` (~3.3 words/s + gaps)."""
     exs, est = [], 0.0
     if rng.random() < 0.6:
         exs.append(content.small_talk(rng))
@@ -74,7 +74,7 @@ def _plan(rng, target_s: float, cfg: SynthConfig) -> list[content.Exchange]:
         exs.append(content.exchange(rng))
         if exs[-1].interruptible and rng.random() < cfg.timing.interruption_prob:
             exs[-1].extra["interruption"] = content.interruption(rng)
-        est = sum(len(" ".join(e.user + e.assistant).split()) / 2.6 + 0.6 * len(e.user + e.assistant) for e in exs)
+        est = sum(len(" ".join(e.user + e.assistant).split()) / 3.3 + 0.6 * len(e.user + e.assistant) for e in exs)
     return exs
 
 
