@@ -180,7 +180,7 @@ def _add_bench(sub) -> None:
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_bench_codec)
     q = bsub.add_parser("data", help="conversation synthesis and statistics speed (x real time)")
-    q.add_argument("--minutes", type=float, default=5.0, help="minutes of conversation to synthesize")
+    q.add_argument("--minutes", type=float, default=10.0, help="minutes of conversation to synthesize")
     q.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_bench_data)

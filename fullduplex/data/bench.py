@@ -10,7 +10,7 @@ from .stats import dataset_stats
 from .synth import SynthConfig, run_synth
 
 
-def bench_data(minutes: float = 5.0, jobs: int | None = None, seed: int = 1234) -> dict:
+def bench_data(minutes: float = 10.0, jobs: int | None = None, seed: int = 1234) -> dict:
     """Synthesize ``minutes`` of conversation with ``jobs`` processes, then compute its statistics."""
     jobs = jobs or os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
