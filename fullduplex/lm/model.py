@@ -145,22 +145,29 @@ class LMModel(StreamingContainer):
             # The depformer runs its own short sequence inside each frame, not along time.
             self.depformer.set_streaming_detached(True)
         self.linears = nn.ModuleList([nn.Linear(c.depformer_dim, c.card, bias=False) for _ in range(c.dep_q)])
-        self._init_weights()
+        if not any(p.is_meta for p in self.parameters()):
+            self.init_weights()
 
-    def _init_weights(self) -> None:
-        """Truncated normal with std 1/sqrt(fan_in) for embeddings, heads and temporal layers (Kyutai's scheme)."""
-        def init(w: torch.Tensor, fan_in: int) -> None:
-            std = 1 / math.sqrt(fan_in)
-            nn.init.trunc_normal_(w, std=std, a=-3 * std, b=3 * std)
-
-        embs = [*self.emb, *self.depformer_emb] + [e for e in (self.text_emb, self.depformer_text_emb) if e]
-        for e in embs:
-            init(e.weight, e.embedding_dim)
-        for lin in [*self.linears] + ([self.text_linear] if self.text_linear is not None else []):
-            init(lin.weight, lin.in_features)
-        for m in self.transformer.modules():
-            if isinstance(m, nn.Linear):
-                init(m.weight, m.in_features)
+    @torch.no_grad()
+    def init_weights(self, skip_temporal: bool = False) -> None:
+        """Truncated normal, std 1/sqrt(fan_in), for every matrix and embedding; norms and scales to their
+        defaults. ``skip_temporal`` leaves the text backbone (text_emb, transformer, out_norm,
+        text_linear) as it is, for a model whose backbone comes from a pretrained text LM."""
+        backbone = ("text_emb.", "transformer.", "out_norm.", "text_linear.")
+        for name, p in self.named_parameters():
+            if skip_temporal and name.startswith(backbone):
+                continue
+            if name.endswith(".alpha"):
+                p.fill_(1.0)
+            elif name.endswith(".scale"):  # layer scale
+                p.fill_(self.cfg.layer_scale if name.startswith("transformer.") else self.cfg.depformer_layer_scale)
+            elif name.endswith(".bias"):
+                p.zero_()
+            elif p.dim() == 2:
+                std = 1 / math.sqrt(p.shape[1])
+                nn.init.trunc_normal_(p, std=std, a=-3 * std, b=3 * std)
+            else:
+                raise RuntimeError(f"no initialisation rule for parameter {name}")
 
     # ------------------------------------------------------------------ properties
     @property
