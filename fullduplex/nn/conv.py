@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import fast
 from .streaming import State, StreamingModule
 
 
@@ -85,7 +86,7 @@ class StreamingConv1d(StreamingModule[_ConvState]):
                     state.first.zero_()
                 x = torch.cat([previous, x], dim=-1)
                 state.previous = x[..., -P:].contiguous()
-        return self.conv.conv(x)
+        return fast.conv1d(self.conv.conv, x)
 
 
 @dataclass
@@ -117,7 +118,7 @@ class StreamingConvTranspose1d(StreamingModule[_ConvTrState]):
         return _ConvTrState(batch_size, partial)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.convtr.convtr(x)
+        y = fast.conv_transpose1d(self.convtr.convtr, x)
         P = self.overlap
         if P == 0:
             return y

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .fast import Linear
 from .streaming import State, StreamingContainer, StreamingModule
 
 
@@ -114,8 +115,8 @@ class ActivationGating(nn.Module):
         super().__init__()
         hidden = (21 * dim) // 8 if dim_feedforward == 4 * dim else (2 * dim_feedforward) // 3
         self.activation = _ACTIVATIONS[activation]
-        self.linear_in = nn.Linear(dim, 2 * hidden, bias=False)
-        self.linear_out = nn.Linear(hidden, dim, bias=False)
+        self.linear_in = Linear(dim, 2 * hidden, bias=False)
+        self.linear_out = Linear(hidden, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.linear_in(x).unflatten(-1, (2, -1))
@@ -176,8 +177,8 @@ class StreamingMultiheadAttention(StreamingModule[_AttnState]):
             mult = max(self.schedule) + 1 if self.schedule else weights_per_step
         self.mult = mult
         out_dim = embed_dim + 2 * self.head_dim * (num_heads // kv_repeat)
-        self.in_projs = nn.ModuleList([nn.Linear(embed_dim, out_dim, bias=False) for _ in range(mult)])
-        self.out_projs = nn.ModuleList([nn.Linear(embed_dim, embed_dim, bias=False) for _ in range(mult)])
+        self.in_projs = nn.ModuleList([Linear(embed_dim, out_dim, bias=False) for _ in range(mult)])
+        self.out_projs = nn.ModuleList([Linear(embed_dim, embed_dim, bias=False) for _ in range(mult)])
         self._register_load_state_dict_pre_hook(self._load_fused_names)
 
     def _load_fused_names(self, state_dict, prefix, *args, **kwargs) -> None:
@@ -290,8 +291,8 @@ class StreamingTransformerLayer(StreamingModule[_LayerState]):
             if weights_per_step or isinstance(dim_feedforward, list):
                 raise ValueError("per-step weights need a gated feed-forward (gating='silu' or 'gelu')")
             self.activation = _ACTIVATIONS[activation]
-            self.linear1 = nn.Linear(d_model, dim_feedforward, bias=False)
-            self.linear2 = nn.Linear(dim_feedforward, d_model, bias=False)
+            self.linear1 = Linear(d_model, dim_feedforward, bias=False)
+            self.linear2 = Linear(dim_feedforward, d_model, bias=False)
         elif weights_per_step:
             n = max(self.schedule) + 1 if self.schedule else weights_per_step
             dims = dim_feedforward if isinstance(dim_feedforward, list) else [dim_feedforward] * n
@@ -357,9 +358,9 @@ class ProjectedTransformer(StreamingContainer):
         super().__init__()
         self.transformer = StreamingTransformer(d_model=d_model, **kwargs)
         self.conv_layout = conv_layout
-        self.input_proj = nn.Linear(input_dimension, d_model, bias=False) if input_dimension != d_model else None
+        self.input_proj = Linear(input_dimension, d_model, bias=False) if input_dimension != d_model else None
         self.output_projs = nn.ModuleList([
-            nn.Identity() if d == d_model else nn.Linear(d_model, d, bias=False) for d in output_dimensions])
+            nn.Identity() if d == d_model else Linear(d_model, d, bias=False) for d in output_dimensions])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         if self.conv_layout:

@@ -1,0 +1,94 @@
+"""Checkpoint folders, codebook counts and bad input of the codec."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fullduplex.codec import Codec, CodecConfig, load_codec, save_codec, tiny_config
+
+FIXTURE = Path(__file__).parent / "assets" / "mimi_tiny.safetensors"
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return load_codec(FIXTURE, config=tiny_config())
+
+
+def test_checkpoint_folder_round_trip(codec, tmp_path):
+    save_codec(codec, tmp_path / "ck")
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["config.json", "model.safetensors"]
+    again = load_codec(tmp_path / "ck")
+    assert again.cfg == codec.cfg
+    x = 0.1 * torch.randn(1, 1, 3840)
+    with torch.no_grad():
+        assert torch.equal(again.encode(x), codec.encode(x))
+
+
+def test_config_dict_round_trip_and_unknown_keys():
+    cfg = tiny_config()
+    assert CodecConfig.from_dict(cfg.to_dict()) == cfg
+    assert CodecConfig.from_kyutai(cfg.to_kyutai()) == cfg
+    with pytest.raises(ValueError, match="unknown codec config keys"):
+        CodecConfig.from_dict({**cfg.to_dict(), "n_filterz": 3})
+
+
+def test_weights_that_do_not_fit_the_config_name_the_keys(tmp_path):
+    with pytest.raises(ValueError, match=r"shape mismatches: .*decoder.model.0.conv.conv.bias \(64,\) vs \(1024,\)"):
+        load_codec(FIXTURE)  # tiny weights, default (released) Mimi config
+    with pytest.raises(ValueError, match=r"missing keys \[.(en|de)coder_transformer.transformer.layers.2"):
+        load_codec(FIXTURE, config={**tiny_config().to_dict(), "transformer_num_layers": 3})
+
+
+def test_fewer_codebooks_are_a_prefix(codec):
+    x = 0.1 * torch.randn(1, 1, 3840)
+    with torch.no_grad():
+        full = codec.encode(x)
+        codec.set_num_codebooks(3)
+        try:
+            assert torch.equal(codec.encode(x), full[:, :3])
+        finally:
+            codec.set_num_codebooks(8)
+    with pytest.raises(ValueError, match="num_codebooks"):
+        codec.set_num_codebooks(9)
+
+
+def test_codes_out_of_range_or_wrong_count_are_refused(codec):
+    good = torch.zeros(1, 8, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="out of range"):
+        codec.decode(good + 64)
+    with pytest.raises(ValueError, match="out of range"):
+        codec.decode(good - 1)
+    with pytest.raises(ValueError, match="codebooks"):
+        codec.decode(torch.zeros(1, 9, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"\[B, K, T\]"):
+        codec.decode(torch.zeros(8, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="integers"):
+        codec.decode(good.float())
+
+
+def test_streaming_needs_whole_frames(codec):
+    with codec.streaming(1), pytest.raises(ValueError, match="multiple of the frame size"):
+        codec.encode(torch.zeros(1, 1, 1000))
+
+
+def test_stereo_tensor_is_refused(codec):
+    with pytest.raises(ValueError, match=r"expected audio \[B, 1, T\]"):
+        codec.encode(torch.zeros(1, 2, 1920))
+
+
+def test_codec_is_deterministic_on_silence(codec):
+    with torch.no_grad():
+        a = codec.encode(torch.zeros(2, 1, 1920 * 3))
+        assert torch.equal(a[0], a[1])
+        assert np.isfinite(codec.decode(a).numpy()).all()
+
+
+def test_model_without_transformer_or_resampling():
+    cfg = CodecConfig(dimension=16, n_filters=2, ratios=[8, 6, 5, 4, 2], transformer_num_layers=0,
+                      codebook_dim=8, n_q=4, bins=16, num_codebooks=4)
+    m = Codec(cfg).eval()
+    assert m.encoder_transformer is None and m.downsample is None
+    with torch.no_grad():
+        assert m.decode(m.encode(torch.zeros(1, 1, 1920))).shape == (1, 1, 1920)
