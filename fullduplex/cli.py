@@ -184,6 +184,27 @@ def _add_bench(sub) -> None:
     q.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_bench_data)
+    q = bsub.add_parser("lm", help="LM streaming step time: ours vs the moshi package's LMGen, and a 135M model")
+    q.add_argument("--steps", type=int, default=50, help="steps timed per repeat (small config)")
+    q.add_argument("--repeats", type=int, default=5)
+    q.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    q.add_argument("--no-reference", action="store_true", help="skip the moshi package")
+    q.add_argument("--no-135m", action="store_true", help="skip the SmolLM2-135M-sized model")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_bench_lm)
+
+
+def _bench_lm(a) -> int:
+    from .lm.bench import bench_lm
+
+    res = bench_lm(steps=a.steps, repeats=a.repeats, threads=a.threads, reference=not a.no_reference,
+                   big=not a.no_135m)
+    if a.json:
+        _print_json(res)
+    else:
+        for k, v in res.items():
+            print(f"{k:>32}: {v}")
+    return 0
 
 
 def _bench_codec(a) -> int:
