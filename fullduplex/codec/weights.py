@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -10,6 +11,8 @@ from safetensors.torch import load_file, save_file
 
 from .config import CodecConfig
 from .model import Codec
+
+log = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -84,6 +87,9 @@ def load_codec(path: str | Path | None = None, config: CodecConfig | dict | None
         if not cfg_file.exists() or not weights.exists():
             raise FileNotFoundError(f"{p}: a codec checkpoint folder needs {CONFIG_NAME} and {WEIGHTS_NAME}")
         cfg = CodecConfig.from_dict(json.loads(cfg_file.read_text()))
+        if (p / "UNTRAINED").exists():
+            log.warning("%s is an untrained placeholder codec: its output is not speech (see its MODEL_CARD.md); "
+                        "pass --checkpoint for real weights", p)
     else:
         if p.suffix != ".safetensors":
             raise ValueError(f"{p}: expected a checkpoint folder or a .safetensors file")
