@@ -172,7 +172,7 @@ def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="speed benchmarks, reported as ratios against a reference in the same run")
     bsub = p.add_subparsers(dest="bench_cmd", required=True)
     q = bsub.add_parser("codec", help="streaming encode+decode per 80 ms frame, ours vs the moshi package")
-    q.add_argument("--config", default="mimi", choices=["mimi", "small"])
+    q.add_argument("--config", default="mimi", choices=["mimi", "small", "tiny"])
     q.add_argument("--frames", type=int, default=25, help="frames timed per repeat")
     q.add_argument("--repeats", type=int, default=3)
     q.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")

@@ -151,4 +151,14 @@ def tiny_config() -> CodecConfig:
                        transformer_num_layers=2, transformer_dim_feedforward=64, codebook_dim=16, n_q=8, bins=64)
 
 
-PRESETS = {"mimi": mimi_config, "tiny": tiny_config}
+def small_config() -> CodecConfig:
+    """The default codec's size: Mimi's layout at a width that trains and runs on a laptop CPU.
+
+    ~9 M parameters; 8 codebooks of 1,024 entries at 12.5 Hz -> 1.0 kbps.
+    """
+    return CodecConfig(dimension=256, n_filters=32, transformer_d_model=256, transformer_num_heads=4,
+                       transformer_num_layers=4, transformer_dim_feedforward=1024, codebook_dim=128, n_q=8,
+                       bins=1024)
+
+
+PRESETS = {"mimi": mimi_config, "small": small_config, "tiny": tiny_config}
