@@ -251,12 +251,33 @@ class StreamingMultiheadAttention(StreamingModule[_AttnState]):
             if self.context is not None:
                 mask &= delta < self.context
             mask = mask[:, None]
-        if self.kv_repeat > 1:
-            k = k.repeat_interleave(self.kv_repeat, dim=1)
-            v = v.repeat_interleave(self.kv_repeat, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if state is not None and T <= 4:
+            y = _small_attention(q, k, v, mask, self.kv_repeat)
+        else:
+            if self.kv_repeat > 1:
+                k = k.repeat_interleave(self.kv_repeat, dim=1)
+                v = v.repeat_interleave(self.kv_repeat, dim=1)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         y = y.transpose(1, 2).reshape(B, T, H * D)
         return apply_per_step(self.out_projs, self.schedule, y, step)
+
+
+def _small_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+                     kv_repeat: int) -> torch.Tensor:
+    """Attention of a few streaming queries over the cache, as two small matmuls.
+
+    q [B, H, T, D], k/v [B, Hkv, S, D], mask bool [B, 1, T, S] -> [B, H, T, D]. Grouped query heads
+    are folded into the query axis instead of copying the cache ``kv_repeat`` times.
+    """
+    B, H, T, D = q.shape
+    Hkv = k.shape[1]
+    qg = q.reshape(B, Hkv, kv_repeat * T, D)
+    scores = torch.matmul(qg, k.transpose(-1, -2)) * (D ** -0.5)  # [B, Hkv, rep * T, S]
+    if mask is not None:
+        m = mask.expand(B, 1, T, mask.shape[-1]).repeat(1, 1, kv_repeat, 1)  # rows ordered (rep, T)
+        scores = scores.masked_fill(~m, float("-inf"))
+    y = torch.matmul(torch.softmax(scores, dim=-1), v)
+    return y.reshape(B, H, T, D)
 
 
 # ------------------------------------------------------------------------------ layers
