@@ -192,6 +192,28 @@ def _add_bench(sub) -> None:
     q.add_argument("--no-135m", action="store_true", help="skip the SmolLM2-135M-sized model")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_bench_lm)
+    q = bsub.add_parser("serve", help="concurrent real-time sessions one server process holds (p99 frame time)")
+    q.add_argument("--system", default="random", help="random (default size, untrained) | random-tiny | ...")
+    q.add_argument("--checkpoint", default=None)
+    q.add_argument("--max-sessions", type=int, default=8, help="largest session count tried")
+    q.add_argument("--frames", type=int, default=40, help="ticks timed per session count")
+    q.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    q.add_argument("--fp32", action="store_true", help="keep the LM in float32 (default: int8 linears)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_bench_serve)
+
+
+def _bench_serve(a) -> int:
+    from .server.bench import bench_serve
+
+    res = bench_serve(system=a.system, checkpoint=a.checkpoint, max_sessions=a.max_sessions, frames=a.frames,
+                      threads=a.threads, int8=not a.fp32)
+    if a.json:
+        _print_json(res)
+    else:
+        for k, v in res.items():
+            print(f"{k:>28}: {v}")
+    return 0
 
 
 def _bench_lm(a) -> int:
@@ -232,6 +254,139 @@ def _bench_data(a) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- converse / serve
+def _system_args(q) -> None:
+    q.add_argument("--system", default="default",
+                   help="default | random (untrained, default size) | random-tiny | echo | ws://HOST:PORT/api/chat")
+    q.add_argument("--checkpoint", default=None, help="model-system checkpoint folder (codec/ + lm/)")
+    q.add_argument("--int8", action="store_true", help="int8 dynamic quantization of the LM's linear layers")
+    q.add_argument("--temp", type=float, default=None, help="audio sampling temperature (default 0.8)")
+    q.add_argument("--temp-text", type=float, default=None, help="text sampling temperature (default 0.7)")
+    q.add_argument("--top-k", type=int, default=None, help="audio top-k (default 250)")
+    q.add_argument("--top-k-text", type=int, default=None, help="text top-k (default 25)")
+    q.add_argument("--seed", type=int, default=None, help="sampling seed")
+    q.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: on a shared machine more threads spin against each other)")
+
+
+def _sampling(a) -> dict:
+    return {"temp": a.temp, "temp_text": a.temp_text, "top_k": a.top_k, "top_k_text": a.top_k_text, "seed": a.seed}
+
+
+def _add_converse(sub) -> None:
+    p = sub.add_parser("converse", help="feed a user recording frame by frame, write the conversation")
+    p.add_argument("input", nargs="?", help="the user's audio (any rate; stereo is downmixed)")
+    p.add_argument("-o", "--output", help="stereo output (left = system, right = user); text goes to .json")
+    p.add_argument("--batch", metavar="DIR", help="a Full-Duplex-Bench folder: every */input.wav -> output.wav")
+    p.add_argument("--realtime", action="store_true", help="pace the frames at 80 ms, as live")
+    p.add_argument("--json", action="store_true")
+    _system_args(p)
+    p.set_defaults(func=_converse)
+
+
+def _converse(a) -> int:
+    from .systems import converse as cv
+    from .systems.registry import make_system
+
+    if (a.batch is None) == (a.input is None):
+        raise ValueError("give either INPUT -o OUTPUT or --batch DIR")
+    if a.input is not None and not a.output:
+        raise ValueError("give -o OUTPUT.wav")
+    system = make_system(a.system, a.checkpoint, sampling=_sampling(a), int8=a.int8, threads=a.threads)
+    if a.batch:
+        res = cv.converse_folder(system, a.batch, realtime=a.realtime)
+    else:
+        res = cv.converse_file(system, a.input, a.output, realtime=a.realtime)
+    if a.json:
+        _print_json(res)
+    else:
+        for r in res if isinstance(res, list) else [res]:
+            print(f"{r['output']}: {r['duration_s']} s, {r['realtime_factor']} x real time; text: {r['text'][:200]!r}")
+    return 0
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="WebSocket server (Moshi's protocol) and the browser client")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8998)
+    p.add_argument("--max-sessions", type=int, default=4, help="concurrent conversations (one batched step)")
+    p.add_argument("--auth-token", default=None, help="require ?token=... (or an Authorization: Bearer header)")
+    p.add_argument("--idle-timeout", type=float, default=30.0, help="seconds without client audio before closing")
+    p.add_argument("--max-message-kb", type=int, default=256, help="largest accepted WebSocket message")
+    p.add_argument("--max-messages-per-s", type=float, default=200.0, help="per-session message rate limit")
+    _system_args(p)
+    p.set_defaults(func=_serve)
+
+
+def _serve(a) -> int:
+    from .server.app import ServerConfig, run_server
+
+    cfg = ServerConfig(host=a.host, port=a.port, max_sessions=a.max_sessions, auth_token=a.auth_token,
+                       idle_timeout_s=a.idle_timeout, max_message_bytes=a.max_message_kb * 1024,
+                       max_messages_per_s=a.max_messages_per_s)
+    run_server(cfg, system=a.system, checkpoint=a.checkpoint, sampling=_sampling(a), int8=a.int8,
+               threads=a.threads)
+    return 0
+
+
+# --------------------------------------------------------------------------------------- eval
+def _add_eval(sub) -> None:
+    """`fullduplex eval --system A --system B --suite quick --out DIR`, `eval codec`, `eval suite`."""
+    p = sub.add_parser("eval", help="evaluate duplex systems (S1-S10 scenarios, M1-M19 metrics) or a codec")
+    p.add_argument("--system", action="append", default=[],
+                   help="system to evaluate (repeatable): silence | scripted | scripted-nonstop | echo | "
+                        "a name the systems registry knows")
+    p.add_argument("--suite", default="quick", help="quick | full | tiny | a folder of items (input.wav + meta.json)")
+    p.add_argument("--out", default=None, help="output folder (runs, records, report.md, report.html)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help='print {"systems": {NAME: {"M1": value, ...}}}')
+    p.set_defaults(func=_eval_systems)
+    esub = p.add_subparsers(dest="eval_cmd")
+    q = esub.add_parser("codec", help="STOI, PESQ, SI-SDR, mel distance, resynthesis WER per number of codebooks")
+    q.add_argument("--checkpoint", default=None, help="codec checkpoint (default: the bundled codec)")
+    q.add_argument("--data", default=None, help="folder of speech files (default: TTS test sentences)")
+    q.add_argument("--codebooks", default=None, help="comma-separated codebook counts (default: 1,2,4,...,all)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_eval_codec)
+    q = esub.add_parser("suite", help="only build a scenario suite folder")
+    q.add_argument("name", help="quick | full | tiny")
+    q.add_argument("--out", required=True)
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=_eval_suite)
+
+
+def _eval_systems(a) -> int:
+    from .eval.run import evaluate, json_summary
+
+    if not a.system or not a.out:
+        raise ValueError("fullduplex eval needs --system (one or more) and --out")
+    res = evaluate(a.system, a.suite, a.out, seed=a.seed, progress=not a.json)
+    if a.json:
+        _print_json(json_summary(res))
+    else:
+        print(f"report: {os.path.join(a.out, 'report.md')} and report.html")
+    return 0
+
+
+def _eval_codec(a) -> int:
+    from .eval.codec_eval import evaluate_codec, format_table
+
+    counts = [int(x) for x in a.codebooks.split(",")] if a.codebooks else None
+    res = evaluate_codec(a.checkpoint, a.data, counts)
+    if a.json:
+        _print_json(res)
+    else:
+        print(format_table(res))
+    return 0
+
+
+def _eval_suite(a) -> int:
+    from .eval.suite import build_suite, get_config
+
+    print(build_suite(get_config(a.name, a.seed), a.out))
+    return 0
+
+
 # --------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
@@ -243,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_codec(sub)
     _add_data(sub)
     _add_bench(sub)
+    _add_converse(sub)
+    _add_serve(sub)
+    _add_eval(sub)
     return p
 
 

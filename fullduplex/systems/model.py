@@ -1,0 +1,162 @@
+"""The model system: streaming codec + multistream LM, one 80 ms frame in, one frame and its text out.
+
+Per tick, for B sessions at once:
+
+    user [B, 1920] --codec.encode--> user codes [B, K, 1] --LMGen.step--> text + model codes [B, 1+K, 1]
+    model codes --codec.decode--> audio [B, 1920];  text token --tokenizer--> text piece (PAD/EPAD skipped)
+
+Moshi's first-frame convention: the LM replaces the first step's input by its initial tokens, so a
+session's first user frame only warms up the codec (which is then restarted for that session, as
+Kyutai's server does) and the first step returns nothing: that frame's output is silence. From then
+on, the frame returned by ``step`` after user frame k is the system's audio for the next 80 ms;
+``converse`` writes it at [(k + 1) * 80 ms, (k + 2) * 80 ms) (Full-Duplex-Bench's alignment).
+
+Every session is one row of the batch; ``reset(i)`` restarts row i while the others go on. Rows not
+``active`` in a tick are still computed (the batch has a fixed shape) on silence and their output is
+ignored; reset a row before giving it to a new session.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..lm import LMGen
+from .base import Frame
+from .build import ModelParts
+from .detok import Detokenizer
+
+SAMPLING_KEYS = ("temp", "temp_text", "top_k", "top_k_text", "use_sampling", "seed")
+DEFAULT_SAMPLING = dict(temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, use_sampling=True, seed=None)
+
+
+def sampling_settings(overrides: dict | None = None, base: dict | None = None) -> dict:
+    """Moshi's defaults, then the checkpoint's, then the caller's; unknown keys are an error."""
+    out = dict(DEFAULT_SAMPLING)
+    for d in (base or {}), (overrides or {}):
+        unknown = sorted(set(d) - set(SAMPLING_KEYS))
+        if unknown:
+            raise ValueError(f"unknown sampling settings {unknown}; known: {list(SAMPLING_KEYS)}")
+        out.update({k: v for k, v in d.items() if v is not None})
+    return out
+
+
+class BatchedModelSystem:
+    """``BatchedDuplexSystem`` over a codec + LM; also usable with batch_size 1."""
+
+    def __init__(self, parts: ModelParts, batch_size: int = 1, sampling: dict | None = None,
+                 int8: bool = False, threads: int | None = None):
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.parts = parts
+        self.codec, self.lm = parts.codec.eval(), parts.lm.eval()
+        if int8:
+            from ..lm.quantize import quantize_int8
+
+            quantize_int8(self.lm)
+        c = self.lm.cfg
+        if self.codec.cardinality != c.card:
+            raise ValueError(f"codec has {self.codec.cardinality} codes per codebook, the LM expects {c.card}")
+        if c.textless:
+            raise ValueError("the model system needs an LM with a text stream")
+        self.sample_rate = self.codec.sample_rate
+        self.frame_size = self.codec.frame_size
+        self.batch_size = batch_size
+        self.n_user = c.num_user_codebooks
+        self.dep_q = c.dep_q
+        self.sampling = sampling_settings(sampling, parts.sampling)
+        s = self.sampling
+        self.gen = LMGen(self.lm, use_sampling=bool(s["use_sampling"]), temp=float(s["temp"]),
+                         temp_text=float(s["temp_text"]), top_k=int(s["top_k"]), top_k_text=int(s["top_k_text"]),
+                         seed=s["seed"], check_inputs=False)
+        self.codec.streaming_forever(batch_size)
+        self.gen.start(batch_size)
+        self.detoks = [Detokenizer(parts.tokenizer, c.existing_text_padding_id, c.existing_text_end_padding_id)
+                       for _ in range(batch_size)]
+        self.steps = [0] * batch_size  # frames since each session (re)started
+
+    def reset(self, index: int | None = None) -> None:
+        rows = range(self.batch_size) if index is None else [self._check_index(index)]
+        mask = torch.zeros(self.batch_size, dtype=torch.bool)
+        for i in rows:
+            mask[i] = True
+            self.steps[i] = 0
+            self.detoks[i].reset()
+        self.gen.reset(mask)
+        self.codec.reset_streaming(mask)
+
+    def _check_index(self, index: int) -> int:
+        if not 0 <= index < self.batch_size:
+            raise IndexError(f"session {index} does not exist (batch of {self.batch_size})")
+        return index
+
+    @torch.no_grad()
+    def step(self, user: np.ndarray, active: Sequence[bool] | None = None) -> list[Frame]:
+        B, F = self.batch_size, self.frame_size
+        user = np.asarray(user, dtype=np.float32)
+        if user.shape != (B, F):
+            raise ValueError(f"user audio must be [{B}, {F}] float32, got {user.shape}")
+        act = [True] * B if active is None else [bool(a) for a in active]
+        if len(act) != B:
+            raise ValueError(f"active has {len(act)} entries, the batch {B}")
+        t0 = time.perf_counter()
+        wav = torch.from_numpy(user).clone()
+        for i, a in enumerate(act):
+            if not a:
+                wav[i] = 0.0
+        codes = self.codec.encode(wav[:, None, :])[:, : self.n_user]  # [B, K, 1]
+        t_enc = time.perf_counter()
+        first = [s == 0 for s in self.steps]
+        out = self.gen.step(codes)
+        t_lm = time.perf_counter()
+        if out is None:  # every session is on its first step
+            text = torch.full((B,), -2, dtype=torch.long)
+            audio_codes = torch.zeros((B, self.dep_q, 1), dtype=torch.long)
+            valid = torch.zeros(B, dtype=torch.bool)
+        else:
+            text = out[:, 0, 0]
+            audio_codes = out[:, 1:, :]
+            valid = (audio_codes >= 0).all(dim=1)[:, 0]
+            audio_codes = audio_codes.clamp(min=0)
+        pcm = self.codec.decode(audio_codes)[:, 0, :]  # [B, F]
+        pcm = torch.where(valid[:, None], pcm, torch.zeros_like(pcm)).numpy()
+        t_dec = time.perf_counter()
+        # the first frame only warmed the codec: restart those rows' codec state (Kyutai's server does too)
+        restart = torch.tensor([f and a for f, a in zip(first, act)])
+        if restart.any():
+            self.codec.reset_streaming(restart)
+        frames = []
+        timing = {"encode_ms": (t_enc - t0) * 1e3, "lm_ms": (t_lm - t_enc) * 1e3, "decode_ms": (t_dec - t_lm) * 1e3}
+        for i in range(B):
+            if act[i]:
+                self.steps[i] += 1
+                if first[i]:
+                    text[i] = -2
+                piece = self.detoks[i].piece(int(text[i]))
+            else:
+                piece = ""
+            frames.append(Frame(np.ascontiguousarray(pcm[i], dtype=np.float32), piece,
+                                {"token": int(text[i]), **timing}))
+        return frames
+
+    def close(self) -> None:
+        self.gen.stop()
+        self.codec._stop_streaming()
+
+
+class ModelSystem:
+    """``DuplexSystem``: one conversation over a codec + LM (a batch of one)."""
+
+    def __init__(self, parts: ModelParts, sampling: dict | None = None, int8: bool = False,
+                 threads: int | None = None):
+        self.batched = BatchedModelSystem(parts, 1, sampling=sampling, int8=int8, threads=threads)
+        self.sample_rate, self.frame_size = self.batched.sample_rate, self.batched.frame_size
+
+    def reset(self) -> None:
+        self.batched.reset()
+
+    def step(self, user: np.ndarray) -> Frame:
+        return self.batched.step(np.asarray(user, dtype=np.float32).reshape(1, -1))[0]

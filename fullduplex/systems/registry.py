@@ -1,0 +1,85 @@
+"""``--system NAME`` -> a duplex system (single or batched).
+
+    default        the bundled default model (a clear error while none is bundled)
+    random         untrained model of the default's intended size (benchmarks, plumbing)
+    random-tiny    a very small untrained model (tests, demos)
+    echo           returns the user's audio one frame later (no model; checks the plumbing)
+    ws://HOST:PORT/api/chat   any server speaking Moshi's WebSocket protocol (RemoteSystem)
+
+``--checkpoint DIR`` (a model-system checkpoint folder) overrides the model of ``default``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Frame
+
+NAMES = ("default", "random", "random-tiny", "echo")
+
+
+class EchoSystem:
+    """Says back what it heard, one frame later: the simplest duplex system (no model)."""
+
+    def __init__(self, batch_size: int = 1, sample_rate: int = 24_000, frame_size: int = 1_920):
+        self.sample_rate, self.frame_size, self.batch_size = sample_rate, frame_size, batch_size
+
+    def reset(self, index: int | None = None) -> None:
+        pass
+
+    def step(self, user: np.ndarray, active=None):
+        user = np.asarray(user, dtype=np.float32)
+        if user.ndim == 1:
+            return Frame(user.copy())
+        return [Frame(row.copy()) for row in user]
+
+
+def _parts(name: str, checkpoint: str | None, seed: int = 0):
+    from .build import default_parts, load_parts, random_parts
+
+    if checkpoint is not None:
+        if name not in ("default", "model"):
+            raise ValueError(f"--checkpoint goes with --system default, not {name!r}")
+        return load_parts(checkpoint)
+    if name == "default":
+        return default_parts()
+    if name == "random":
+        return random_parts("default", seed)
+    if name == "random-tiny":
+        return random_parts("tiny", seed)
+    raise ValueError(f"unknown system {name!r}; use one of {', '.join(NAMES)}, or a ws:// URL")
+
+
+def _threads(n: int | None) -> None:
+    if n is not None:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def make_system(name: str = "default", checkpoint: str | None = None, sampling: dict | None = None,
+                int8: bool = False, seed: int = 0, threads: int | None = None):
+    """A single-conversation ``DuplexSystem``."""
+    _threads(threads)
+    if name.startswith(("ws://", "wss://")):
+        from .remote import RemoteSystem
+
+        return RemoteSystem(name)
+    if name == "echo":
+        return EchoSystem()
+    from .model import ModelSystem
+
+    return ModelSystem(_parts(name, checkpoint, seed), sampling=sampling, int8=int8)
+
+
+def make_batched_system(name: str, batch_size: int, checkpoint: str | None = None, sampling: dict | None = None,
+                        int8: bool = False, seed: int = 0, threads: int | None = None):
+    """A ``BatchedDuplexSystem`` of batch_size sessions (what the server steps every 80 ms)."""
+    _threads(threads)
+    if name == "echo":
+        return EchoSystem(batch_size)
+    if name.startswith(("ws://", "wss://")):
+        raise ValueError("a remote system cannot be served again; serve a local model")
+    from .model import BatchedModelSystem
+
+    return BatchedModelSystem(_parts(name, checkpoint, seed), batch_size, sampling=sampling, int8=int8)
