@@ -167,6 +167,27 @@ def _data_validate(a) -> int:
     return 1 if problems else 0
 
 
+# --------------------------------------------------------------------------------------- lm
+def _add_lm(sub) -> None:
+    p = sub.add_parser("lm", help="the multistream speech-text LM")
+    lsub = p.add_subparsers(dest="lm_cmd", required=True)
+    q = lsub.add_parser("init", help="write a checkpoint folder: a fresh speech LM on SmolLM2-135M-Instruct's "
+                                     "pretrained text backbone, with its tokenizer")
+    q.add_argument("out", help="checkpoint folder to create (config.json, model.safetensors, tokenizer.json)")
+    q.set_defaults(func=_lm_init)
+
+
+def _lm_init(a) -> int:
+    from .lm.loading import save_checkpoint
+    from .lm.smollm import smollm2_lm
+
+    model, tok = smollm2_lm()
+    save_checkpoint(model, a.out, tokenizer=tok)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"wrote {a.out}: {n / 1e6:.1f} M parameters, text vocabulary {tok.vocab_size}")
+    return 0
+
+
 # --------------------------------------------------------------------------------------- bench
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="speed benchmarks, reported as ratios against a reference in the same run")
@@ -397,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     _add_codec(sub)
     _add_data(sub)
+    _add_lm(sub)
     _add_bench(sub)
     _add_converse(sub)
     _add_serve(sub)

@@ -83,16 +83,20 @@ def load_kyutai(weights: str | Path | Mapping[str, torch.Tensor], config: Mappin
     return model.eval()
 
 
-def save_checkpoint(model: LMModel, folder: str | Path, tokenizer_file: str | Path | None = None) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` (+ the tokenizer file, if given) into folder."""
+def save_checkpoint(model: LMModel, folder: str | Path, tokenizer=None) -> Path:
+    """Write ``config.json`` + ``model.safetensors`` (+ the tokenizer) into folder.
+
+    tokenizer: a :class:`TextTokenizer`, or the path of a ``.model`` / ``.json`` tokenizer file.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(model.cfg.to_dict(), indent=1) + "\n")
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
-    if tokenizer_file is not None:
-        src = Path(tokenizer_file)
-        name = "tokenizer.model" if src.suffix == ".model" else "tokenizer.json"
-        shutil.copyfile(src, folder / name)
+    if isinstance(tokenizer, (str, Path)):
+        src = Path(tokenizer)
+        shutil.copyfile(src, folder / ("tokenizer.model" if src.suffix == ".model" else "tokenizer.json"))
+    elif tokenizer is not None:
+        tokenizer.save(folder / ("tokenizer.json" if tokenizer.hf is not None else "tokenizer.model"))
     return folder
 
 

@@ -69,6 +69,13 @@ def test_checkpoint_folder_round_trip_and_mismatch(tmp_path, ours, small):
     save_checkpoint(ours, tmp_path / "ckpt")
     model, tok = load_checkpoint(tmp_path / "ckpt")
     assert tok is None
+    from tokenizers import Tokenizer, models
+
+    from fullduplex.lm.text import TextTokenizer
+    chars = TextTokenizer(hf=Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(" abc")}, merges=[])))
+    save_checkpoint(ours, tmp_path / "ckpt2", tokenizer=chars)
+    _, tok = load_checkpoint(tmp_path / "ckpt2")
+    assert tok.encode(" cab") == [0, 3, 1, 2]
     with torch.no_grad():
         assert torch.equal(model(codes).text_logits.nan_to_num(), ours(codes).text_logits.nan_to_num())
     cfg = json.loads((tmp_path / "ckpt" / "config.json").read_text())
@@ -134,3 +141,18 @@ def test_sin_positional_embeddings_match_moshi(pos, small):
             with gen.streaming(1):
                 outs.append([gen.step(user[:, :, t:t + 1]) for t in range(12)])
     assert all(torch.equal(x, y) for x, y in zip(outs[0][1:], outs[1][1:]))
+
+
+def test_moshiko_7b_config_has_kyutais_parameter_names_and_shapes():
+    """The released Moshi 7B config builds (on the meta device) with exactly Kyutai's keys and shapes."""
+    loaders = pytest.importorskip("moshi.models.loaders")
+    from moshi.models.lm import LMModel as RefLM
+
+    kwargs = dict(loaders._lm_kwargs)
+    ref = RefLM(device="meta", **kwargs)
+    with torch.device("meta"):
+        ours = LMModel(LMConfig.from_dict(kwargs))
+    theirs = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    mine = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+    assert mine == theirs
+    assert sum(v.numel() for v in ours.state_dict().values()) == 7_687_729_152
