@@ -1,0 +1,304 @@
+"""The cascade baseline behind the duplex interface: VAD → end of turn → ASR → LLM → TTS.
+
+    system = CascadeSystem(CascadeConfig(turn_detector="smart"))
+    frame = system.step(user_frame)          # every 80 ms, never blocks on the heavy stages
+
+Built the way voice-agent frameworks build it:
+
+- silero VAD on every frame; a user turn opens after ``min_speech_s`` of speech;
+- after ``candidate_silence_s`` of silence a :class:`~.cascade_reply.Reply` starts in a worker thread
+  (speculative ASR); the turn detector then declares the turn over — ``silence`` after
+  ``silence_s``; ``smart`` when Smart-Turn v3 says so (else after ``max_silence_s``); ``text`` when
+  the transcript sounds finished (else after ``max_silence_s``). Speech before the reply is heard
+  cancels it and the turn goes on;
+- the LLM's reply is spoken sentence by sentence; until audio is ready the system emits silence;
+- barge-in: user speech lasting ``barge_in_s`` while the system talks stops it at once and drops the
+  rest of the reply; shorter sounds ("mhm") do not. Only what was actually said stays in the history.
+
+Per-turn stage timings appear in ``Frame.info["turn"]`` on the frame where the reply starts.
+With ``realtime=False`` (offline files) a reply's audio is played no sooner than the wall time its
+stages took (see ``cascade_reply``); with ``realtime=True`` (a live server) nothing ever waits.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import Frame
+from .cascade_reply import Chunk, Reply
+
+DETECTORS = ("silence", "smart", "text")
+
+
+@dataclass
+class CascadeConfig:
+    # LLM: the bundled SmolLM2-135M-Instruct, or any OpenAI-compatible endpoint
+    llm_url: str | None = None
+    llm_model: str = "default"
+    system_prompt: str = ("You are a friendly voice assistant. Answer in one or two short sentences, "
+                          "in plain spoken English.")
+    max_tokens: int = 48
+    temperature: float = 0.0
+    # voice
+    voice: str = "flite-slt"
+    rate: float = 1.0
+    pitch: float = 1.0
+    gain_db: float = 0.0
+    # turn taking
+    turn_detector: str = "silence"  # silence | smart | text
+    vad_threshold: float = 0.5
+    min_speech_s: float = 0.15  # shorter bursts of speech are noise, not the start of a turn
+    pre_speech_s: float = 0.3  # audio kept before the detected speech start
+    candidate_silence_s: float = 0.2  # silence after which the reply starts speculatively
+    silence_s: float = 0.5  # the silence detector's end of turn (OpenAI's server_vad default)
+    max_silence_s: float = 1.5  # smart/text: end of turn after this much silence whatever they say
+    smart_threshold: float = 0.5
+    barge_in_s: float = 0.5  # user speech this long while the system talks stops it
+    # time
+    realtime: bool = False  # True: live (never wait for the worker); False: simulate processing time
+
+    def __post_init__(self):
+        if self.turn_detector not in DETECTORS:
+            raise ValueError(f"turn_detector must be one of {DETECTORS}, not {self.turn_detector!r}")
+
+
+class CascadeSystem:
+    """A ``DuplexSystem`` made of separate VAD, ASR, LLM and TTS engines."""
+
+    sample_rate = 24_000
+    frame_size = 1_920
+
+    def __init__(self, cfg: CascadeConfig | None = None, llm=None):
+        self.cfg = cfg or CascadeConfig()
+        if llm is None:
+            llm = self._default_llm()
+        self.llm = llm
+        from fullduplex.engines.tts import get_voice
+        from fullduplex.engines.turn import VadStream
+
+        self.voice = get_voice(self.cfg.voice)
+        self._vad = VadStream(self.sample_rate)
+        self._smart = None
+        if self.cfg.turn_detector == "smart":
+            self.smart_turn()  # load now: a missing model is an error at start, not mid-conversation
+        self.reset()
+
+    def _default_llm(self):
+        c = self.cfg
+        if c.llm_url:
+            from fullduplex.engines.llm import OpenAIChat
+
+            return OpenAIChat(c.llm_url, model=c.llm_model, temperature=c.temperature)
+        from .cascade_llm import LocalSmolLM
+
+        return LocalSmolLM(temperature=c.temperature)
+
+    def smart_turn(self):
+        if self._smart is None:
+            from fullduplex.engines.turn import SmartTurn
+
+            self._smart = SmartTurn()
+        return self._smart
+
+    def warmup(self) -> None:
+        """Load every engine now (the first reply would otherwise pay for it)."""
+        from fullduplex.engines import asr
+
+        asr.transcribe(np.zeros(self.sample_rate // 2, np.float32), self.sample_rate)
+        self.synthesize("Hello.")
+        if hasattr(self.llm, "warmup"):
+            self.llm.warmup()
+
+    def synthesize(self, text: str) -> tuple[np.ndarray, list[tuple[int, str]]]:
+        """TTS of one sentence at the system's rate, with (sample offset, word) pairs."""
+        from fullduplex.audio import resample
+        from fullduplex.engines.text import words
+        from fullduplex.engines.tts import synthesize
+
+        c = self.cfg
+        try:
+            x, sr, ws = synthesize(text, self.voice, rate=c.rate, pitch=c.pitch, gain_db=c.gain_db)
+            offsets = [(int(w.start * self.sample_rate), w.word) for w in ws]
+        except RuntimeError:  # no word times (alignment failed): say it without them
+            x, sr, _ = _synthesize_untimed(text, self.voice, c)
+            offsets = [(0, w) for w in words(text)]
+        return resample(x, sr, self.sample_rate).astype(np.float32), offsets
+
+    # ------------------------------------------------------------------ the frame loop
+    def reset(self) -> None:
+        if getattr(self, "_reply", None) is not None:
+            self._reply.cancel()
+        self._vad.reset()
+        self._n = 0  # frames seen
+        self._audio = np.zeros(0, np.float32)  # the user's audio of the open turn (+ pre-roll)
+        self._audio_t0 = 0.0  # clock time of self._audio[0]
+        self._vad_t = 0.0  # clock time up to which the VAD has seen audio
+        self._speaking = False
+        self._run_start = 0.0  # start of the current (or last) run of speech
+        self._speech_end = 0.0  # end of the last speech window
+        self._turn_open = False
+        self._reply: Reply | None = None
+        self._playing = False  # the reply's audio has started
+        self._queue: list[Chunk] = []
+        self._spoken: list[str] = []  # words of the current reply already played
+        self.history: list[dict] = [{"role": "system", "content": self.cfg.system_prompt}]
+        self.turns: list[dict] = []  # timings of every reply, in order
+
+    def step(self, user: np.ndarray) -> Frame:
+        user = np.asarray(user, dtype=np.float32).reshape(-1)
+        if user.shape[0] != self.frame_size:
+            raise ValueError(f"expected {self.frame_size} samples, got {user.shape[0]}")
+        self._n += 1
+        now = self._n * self.frame_size / self.sample_rate
+        self._keep_audio(user)
+        for p in self._vad.push(user):
+            self._on_window(p)
+        info: dict = {}
+        self._turn_taking(now, info)
+        audio, text = self._play(now, info)
+        return Frame(audio, text, info)
+
+    def _keep_audio(self, user: np.ndarray) -> None:
+        """Keep the open turn's audio; between turns only enough to open one late (after barge-in)."""
+        self._audio = np.concatenate([self._audio, user])
+        if not self._turn_open:
+            c = self.cfg
+            keep = int((c.pre_speech_s + max(c.barge_in_s, c.min_speech_s) + 0.5) * self.sample_rate)
+            drop = max(0, len(self._audio) - keep)
+            self._audio = self._audio[drop:]
+            self._audio_t0 += drop / self.sample_rate
+
+    def _on_window(self, p: float) -> None:
+        self._vad_t += self._vad.window_s
+        thr = self.cfg.vad_threshold
+        if p >= thr:
+            if not self._speaking:
+                self._speaking = True
+                self._run_start = self._vad_t - self._vad.window_s
+            self._speech_end = self._vad_t
+        elif p < thr - 0.15:
+            self._speaking = False
+
+    def _run_s(self) -> float:
+        """Length of the run of speech going on now (0 when silent)."""
+        return self._speech_end - self._run_start if self._speaking else 0.0
+
+    def _event(self, info: dict, name: str, **data) -> None:
+        info.setdefault("events", []).append({"event": name, **data})
+
+    def _turn_taking(self, now: float, info: dict) -> None:
+        c, r = self.cfg, self._reply
+        run = self._run_s()
+        if r is not None and self._playing:
+            if run >= c.barge_in_s:  # the user talks over the system: stop and drop the rest
+                self._event(info, "barge_in", after_s=round(now - self._run_start, 3))
+                self._end_reply(interrupted=True)
+                self._open_turn()
+            return
+        if r is not None:  # replying, nothing heard yet
+            if run >= c.min_speech_s and self._run_start >= r.timings.speech_end - 1e-6:
+                r.cancel()  # the user went on: the turn was not over
+                self._reply = None
+                self._event(info, "turn_continues")
+                return
+            silent = now - self._speech_end
+            if not r.confirmed and not self._speaking:
+                limit = c.silence_s if c.turn_detector == "silence" else c.max_silence_s
+                if silent >= limit:
+                    r.confirm(now)
+            if r.finished():  # nothing to say: no words heard, an empty reply, or an error
+                if r.error is not None:
+                    self._event(info, "error", error=f"{type(r.error).__name__}: {r.error}")
+                self._reply = None
+                self._turn_open = False
+            return
+        if not self._turn_open:
+            if run >= c.min_speech_s:
+                self._open_turn()
+            return
+        silent = now - self._speech_end
+        if not self._speaking and silent >= min(c.candidate_silence_s, c.silence_s):
+            self._start_reply(now)
+
+    def _open_turn(self) -> None:
+        self._turn_open = True
+        start = self._run_start - self.cfg.pre_speech_s
+        drop = int(max(0.0, start - self._audio_t0) * self.sample_rate)
+        self._audio = self._audio[drop:]
+        self._audio_t0 += drop / self.sample_rate
+
+    def _start_reply(self, now: float) -> None:
+        end = int((self._speech_end + 0.1 - self._audio_t0) * self.sample_rate)
+        audio = self._audio[: max(0, end)].copy()
+        self._reply = Reply(self, audio, now, self._speech_end, list(self.history))
+        self._reply.start()
+
+    def _play(self, now: float, info: dict) -> tuple[np.ndarray, str]:
+        r = self._reply
+        out = np.zeros(self.frame_size, np.float32)
+        if r is None:
+            return out, ""
+        if not self.cfg.realtime:  # no audio sooner than the stages' wall time allows
+            while not (r.done or r.waiting or r.cancelled) and r.now() < now:
+                time.sleep(0.002)
+        self._queue += r.take_ready(now)
+        filled, said = 0, []
+        while filled < self.frame_size and self._queue:
+            ch = self._queue[0]
+            if not self._playing:
+                self._start_playing(now, info)
+            n = min(self.frame_size - filled, len(ch.audio) - ch.pos)
+            said += [w for off, w in ch.words if ch.pos <= off < ch.pos + n]
+            out[filled:filled + n] = ch.audio[ch.pos:ch.pos + n]
+            ch.pos += n
+            filled += n
+            if ch.pos >= len(ch.audio):
+                self._queue.pop(0)
+        self._spoken += said
+        text = "".join(" " + w for w in said)
+        if self._playing and not self._queue and r.finished():
+            if r.error is not None:
+                self._event(info, "error", error=f"{type(r.error).__name__}: {r.error}")
+            self._event(info, "reply_end", text=r.timings.reply_text)
+            self._end_reply(interrupted=False)
+        return out, text
+
+    def _start_playing(self, now: float, info: dict) -> None:
+        r = self._reply
+        self._playing = True
+        self._turn_open = False
+        self._spoken = []
+        t = r.timings.as_dict()
+        t["response_latency_s"] = round(now - r.timings.speech_end, 3)
+        t["ready_latency_s"] = round(r.timings.first_ready - r.timings.speech_end, 3)
+        info["turn"] = t
+        self._event(info, "reply_start")
+        self.turns.append(t)
+
+    def _end_reply(self, interrupted: bool) -> None:
+        r = self._reply
+        r.cancel()
+        self.history.append({"role": "user", "content": r.timings.user_text})
+        said = " ".join(self._spoken)
+        self.history.append({"role": "assistant", "content": said + ("..." if interrupted else "")})
+        if self.turns:
+            self.turns[-1]["interrupted"] = interrupted
+        self._reply, self._playing, self._queue, self._spoken = None, False, [], []
+
+
+def _synthesize_untimed(text: str, voice, cfg: CascadeConfig):
+    """TTS without word times (the voice's engine call only, no alignment)."""
+    from fullduplex.engines import tts
+
+    v = voice
+    raw = {"flite": lambda: tts.tts_flite.synthesize(text, v.id, cfg.rate, cfg.pitch, v.f0),
+           "espeak": lambda: tts.tts_espeak.synthesize(text, v.id, cfg.rate, cfg.pitch),
+           "pico": lambda: tts.tts_pico.synthesize(text, v.id, cfg.rate, cfg.pitch),
+           "festival": lambda: tts.tts_festival.synthesize_many([text], v.id, cfg.rate, cfg.pitch, v.f0)[0]}
+    x, sr, _ = raw[v.engine]()
+    x = np.asarray(x, np.float32)
+    x = x * (10 ** ((tts.REF_RMS_DB + cfg.gain_db) / 20) / np.sqrt(np.mean(x ** 2) + 1e-12))
+    return x, sr, None
