@@ -1,0 +1,176 @@
+"""What a system said and when: VAD segments -> IPUs -> episodes, ASR words per episode, each
+episode classified with the rule that fired (evaluation.md §9.1). Also the echo check and signal
+hygiene (M18). Everything runs on the output resampled to 16 kHz.
+
+Episode classes:
+- ``floor_take``: > 3 words or a word span >= 1 s (FDB's takeover rule, ``fdb_words``); no words
+  but >= 1.5 s of speech (``vad_no_words``); <= 3 words but >= 2.5 s of speech (``vad_long``,
+  an ASR miss).
+- ``backchannel``: < 1 s and <= 2 words (``bc_short``), or <= 3 words that are mostly backchannel
+  cues (``bc_cue``); a wordless blip < 1 s counts (``bc_blip``).
+- ``other``: short speech that is neither.
+VAD segments shorter than 120 ms are dropped as glitches (counted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import text as T
+
+SR = 16_000
+GLITCH_S = 0.12
+IPU_GAP_S = 0.2
+EPISODE_GAP_S = 0.5
+WORD_MARGIN_S = 0.3
+ECHO_MAX_LAG_S = 0.5
+ECHO_THRESHOLD = 0.5
+
+
+@dataclass
+class Episode:
+    start: float
+    end: float
+    words: list = field(default_factory=list)  # [[word, start, end]]
+    kind: str = ""
+    rule: str = ""
+
+    @property
+    def dur(self) -> float:
+        return self.end - self.start
+
+    @property
+    def text(self) -> str:
+        return " ".join(w[0] for w in self.words)
+
+
+@dataclass
+class Analysis:
+    duration: float
+    segments: list          # raw VAD segments [[s, e]] (FDB-compatible settings)
+    ipus: list              # [[s, e]] after glitch removal and 200 ms merging
+    episodes: list          # [Episode]
+    words: list             # all ASR words [[w, s, e]]
+    glitches: int
+    echo: float             # max normalised cross-correlation with the input, lags 0-500 ms
+    hygiene: dict
+    system_text: str = ""
+
+    @property
+    def invalid(self) -> bool:
+        return self.echo > ECHO_THRESHOLD
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["invalid"] = self.invalid
+        return d
+
+    @staticmethod
+    def from_json(d: dict) -> "Analysis":
+        d = {k: v for k, v in d.items() if k != "invalid"}
+        d["episodes"] = [Episode(**e) for e in d["episodes"]]
+        return Analysis(**d)
+
+    def floor_takes(self, after: float = -1e9) -> list[Episode]:
+        return [e for e in self.episodes if e.kind == "floor_take" and e.start >= after]
+
+    def speaking_at(self, t: float, tol: float = 0.1) -> bool:
+        return any(s - tol <= t <= e + tol for s, e in self.ipus)
+
+    def words_between(self, a: float, b: float) -> list:
+        return [w for w in self.words if a <= (w[1] + w[2]) / 2 < b]
+
+
+def merge(segs, gap: float) -> list[list[float]]:
+    out: list[list[float]] = []
+    for s, e in segs:
+        if out and s - out[-1][1] <= gap:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([float(s), float(e)])
+    return out
+
+
+def classify(ep: Episode) -> tuple[str, str]:
+    n = len(ep.words)
+    span = ep.words[-1][2] - ep.words[0][1] if n else 0.0
+    if n and (span >= 1.0 or n > 3):
+        return "floor_take", "fdb_words"
+    if not n and ep.dur >= 1.5:
+        return "floor_take", "vad_no_words"
+    if n and ep.dur >= 2.5:
+        return "floor_take", "vad_long"
+    if not n:
+        return ("backchannel", "bc_blip") if ep.dur < 1.0 else ("other", "no_words_1_1.5s")
+    if ep.dur < 1.0 and n <= 2:
+        return "backchannel", "bc_short"
+    if T.is_cue_backchannel([w[0] for w in ep.words]):
+        return "backchannel", "bc_cue"
+    return "other", "short_not_bc"
+
+
+def echo_score(out: np.ndarray, inp: np.ndarray) -> float:
+    """Max over lags 0-500 ms of <out[t], inp[t - lag]> / (|out| |inp|)."""
+    from scipy.signal import correlate
+
+    n = min(len(out), len(inp))
+    o, i = np.asarray(out[:n], np.float64), np.asarray(inp[:n], np.float64)
+    den = np.linalg.norm(o) * np.linalg.norm(i)
+    if den < 1e-6:
+        return 0.0
+    c = correlate(o, i, mode="full", method="fft")[n - 1:n - 1 + int(ECHO_MAX_LAG_S * SR) + 1]
+    return float(np.max(np.abs(c)) / den)
+
+
+def hygiene(x: np.ndarray, ipus: list) -> dict:
+    """M18: clipping, speech level, loudest 50 ms in silence (>= 100 ms away from speech), DC."""
+    hop = int(0.05 * SR)
+    n = len(x) // hop
+    fr = x[: n * hop].reshape(n, hop).astype(np.float64)
+    db = 10 * np.log10((fr ** 2).mean(1) + 1e-12)
+    t = (np.arange(n) + 0.5) * hop / SR
+    speech = np.zeros(n, bool)
+    for s, e in ipus:
+        speech |= (t >= s - 0.1) & (t <= e + 0.1)
+    clip = float(np.mean(np.abs(x) >= 0.999)) if len(x) else 0.0
+    sil_max = float(db[~speech].max()) if (~speech).any() else None
+    sp = float(10 * np.log10(np.mean(fr[speech] ** 2) + 1e-12)) if speech.any() else None
+    ok = clip < 1e-3 and (sil_max is None or sil_max < -50.0) and bool(np.isfinite(x).all())
+    return {"clipping_rate": clip, "speech_dbfs": sp, "silence_max_dbfs": sil_max,
+            "dc_offset": float(np.mean(x)) if len(x) else 0.0, "ok": ok}
+
+
+def transcribe_episodes(x: np.ndarray, episodes: list[Episode]) -> list:
+    """ASR of each episode's audio (with a margin), word times shifted to the clip's time."""
+    from fullduplex.engines import asr
+
+    words = []
+    for ep in episodes:
+        a = max(0.0, ep.start - WORD_MARGIN_S)
+        b = min(len(x) / SR, ep.end + WORD_MARGIN_S)
+        seg = x[int(a * SR):int(b * SR)]
+        if len(seg) < int(0.1 * SR):
+            continue
+        for w in asr.transcribe(seg, SR):
+            words.append([w.word, round(w.start + a, 3), round(w.end + a, 3)])
+    return words
+
+
+def analyze(out16: np.ndarray, in16: np.ndarray, system_text: str = "", asr: bool = True) -> Analysis:
+    """out16/in16: float32 [T] at 16 kHz (same length)."""
+    from fullduplex.engines import vad
+
+    dur = len(out16) / SR
+    segs = [[round(s, 3), round(e, 3)] for s, e in vad.speech_segments(out16, SR)] if np.abs(out16).max(
+        initial=0.0) > 1e-4 else []
+    kept = [s for s in segs if s[1] - s[0] >= GLITCH_S]
+    ipus = merge(kept, IPU_GAP_S)
+    eps = [Episode(s, e) for s, e in merge(ipus, EPISODE_GAP_S)]
+    words = transcribe_episodes(out16, eps) if (asr and eps) else []
+    for ep in eps:
+        ep.words = [w for w in words if ep.start - WORD_MARGIN_S <= (w[1] + w[2]) / 2 < ep.end + WORD_MARGIN_S]
+        ep.kind, ep.rule = classify(ep)
+    return Analysis(dur, segs, ipus, eps, words, len(segs) - len(kept), echo_score(out16, in16),
+                    hygiene(out16, ipus), system_text)

@@ -1,0 +1,31 @@
+"""``--system NAME`` -> a DuplexSystem: the built-in reference systems, else the systems registry."""
+
+from __future__ import annotations
+
+import importlib
+
+from .reference_systems import BUILTIN
+
+_REGISTRY_FUNCS = ("get_system", "load_system", "build_system", "make_system", "create_system")
+
+
+def resolve_system(name: str):
+    """A built-in reference system (silence, scripted, scripted-nonstop, echo) or whatever
+    ``fullduplex.systems.registry`` resolves ``name`` to (default, cascade, ws://..., a folder)."""
+    if name in BUILTIN:
+        return BUILTIN[name]()
+    try:
+        reg = importlib.import_module("fullduplex.systems.registry")
+    except ModuleNotFoundError as e:
+        if e.name != "fullduplex.systems.registry":
+            raise
+        raise ValueError(f"unknown system {name!r}: built-ins are {', '.join(BUILTIN)} "
+                         "(fullduplex.systems.registry is not available)") from e
+    for f in _REGISTRY_FUNCS:
+        if hasattr(reg, f):
+            return getattr(reg, f)(name)
+    raise ValueError(f"fullduplex.systems.registry has none of {_REGISTRY_FUNCS}; cannot resolve {name!r}")
+
+
+def system_names() -> list[str]:
+    return list(BUILTIN)

@@ -1,0 +1,197 @@
+"""`fullduplex eval`: run every system on the same items, analyse, score, report.
+
+    OUT/suites/<suite>-seed<k>/...             the items (built once, reused)
+    OUT/runs/<system>/<item>/output.wav        time-aligned output (+ output_text.json, timing.json)
+    OUT/runs/<system>/<item>/record.json       episodes, words, metric values and the rules that fired
+    OUT/results.json, OUT/report.md, OUT/report.html
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fullduplex.audio import read, resample
+from fullduplex.data.format import write_json
+
+from . import aggregate, metrics
+from .analysis import SR, Analysis, analyze, merge
+from .driver import run_file
+from .resolve import resolve_system
+from .suite import EvalItem, load_items, prepare
+
+log = logging.getLogger(__name__)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "system"
+
+
+def _read16(path: Path) -> np.ndarray:
+    x, sr = read(path, channels=1, mix=True)
+    return resample(x[0], sr, SR)
+
+
+def user_ipus(item: EvalItem, x16: np.ndarray) -> list:
+    """The user's IPUs: from the item's word alignment when it has one, else from VAD."""
+    if item.meta.get("user_words"):
+        return merge([[w[1], w[2]] for w in item.meta["user_words"]], 0.2)
+    from fullduplex.engines import vad
+
+    return merge([s for s in vad.speech_segments(x16, SR) if s[1] - s[0] >= 0.12], 0.2)
+
+
+def run_system(name: str, items: list[EvalItem], out: Path, progress: bool = True) -> dict[str, Path]:
+    """Outputs of one system for every item (items with an output already there are skipped)."""
+    from tqdm import tqdm
+
+    todo = [it for it in items if not (out / it.id / "output.wav").exists()]
+    if todo:
+        system = resolve_system(name)
+        for it in tqdm(todo, desc=f"run {name}", disable=not progress, unit="item"):
+            run_file(system, it.input, out / it.id)
+    return {it.id: out / it.id for it in items}
+
+
+def analyse_system(items: list[EvalItem], dirs: dict[str, Path], inputs: dict, progress: bool = True) -> dict:
+    """Analysis of every output (cached in analysis.json next to it)."""
+    from tqdm import tqdm
+
+    res = {}
+    for it in tqdm(items, desc="analyse", disable=not progress, unit="item"):
+        d = dirs[it.id]
+        cache = d / "analysis.json"
+        if cache.exists() and cache.stat().st_mtime >= (d / "output.wav").stat().st_mtime:
+            res[it.id] = Analysis.from_json(json.loads(cache.read_text()))
+            continue
+        text = json.loads((d / "output_text.json").read_text()) if (d / "output_text.json").exists() else []
+        out16 = _read16(d / "output.wav")
+        x = inputs[it.id][0]
+        n = len(x)
+        out16 = np.pad(out16, (0, max(0, n - len(out16))))[:n]
+        an = analyze(out16, x, "".join(p["text"] for p in text))
+        write_json(cache, an.to_json())
+        res[it.id] = an
+    return res
+
+
+def score_system(items, dirs, analyses, inputs) -> tuple[dict, dict]:
+    """Per-item metrics (written to record.json) and the system-level extras (S10, M15, M16, M19)."""
+    by_id = {it.id: it for it in items}
+    per_item, invalid = {}, []
+    for it in items:
+        an = analyses[it.id]
+        if an.invalid:
+            invalid.append(it.id)
+        twin = analyses.get(it.meta.get("clean_twin", ""))
+        vals, dbg = metrics.item_metrics(it.meta, an, inputs[it.id][1], twin)
+        write_json(dirs[it.id] / "record.json", {
+            "item": it.id, "scenario": it.scenario, "invalid_echo": an.invalid, "echo": round(an.echo, 3),
+            "metrics": vals, "debug": dbg, "user_ipus": inputs[it.id][1],
+            "episodes": [[e.start, e.end, e.kind, e.rule, e.text] for e in an.episodes],
+            "glitches": an.glitches, "hygiene": an.hygiene})
+        if not an.invalid:
+            per_item[it.id] = vals
+    extra = {}
+    # S10: pairs
+    pairs: dict[str, dict] = {}
+    for it in items:
+        if it.scenario == "S10" and not analyses[it.id].invalid:
+            f = metrics.reply_features(_read16(dirs[it.id] / "output.wav"), analyses[it.id],
+                                       it.meta["user_turn_end"])
+            pairs.setdefault(it.meta["pair"], {})[it.meta["style"]] = (f, it.meta.get("pair_axis", "rate"))
+    for pid, p in pairs.items():
+        first = p.get("hurried") or p.get("loud")
+        second = p.get("calm") or p.get("soft")
+        if first and second:
+            per_item[pid] = metrics.pair_metrics(first[0], second[0], first[1])
+    # M15: conversation statistics over all items (system channel vs user channel)
+    from fullduplex.data.stats import Events, conversation_events, summarize
+
+    ev = None
+    for it in items:
+        if analyses[it.id].invalid:
+            continue
+        sys_ipus = np.array(analyses[it.id].ipus, np.float64).reshape(-1, 2)
+        usr = np.array(inputs[it.id][1], np.float64).reshape(-1, 2)
+        e = conversation_events([sys_ipus, usr], analyses[it.id].duration)
+        ev = e if ev is None else ev + e
+    if isinstance(ev, Events):
+        st = summarize(ev)
+        extra["M15"] = st["overlap_share"]
+        extra["M15.stats"] = {k: st[k] for k in ("fto_median_s", "overlap_share", "ipus_per_min", "gaps_per_min",
+                                                 "overlaps_per_min", "gap_median_s", "overlap_median_s")}
+    extra["M16"] = intelligibility(items, analyses)
+    rtf = [json.loads((dirs[i] / "timing.json").read_text()) for i in by_id if (dirs[i] / "timing.json").exists()]
+    if rtf:
+        extra["M19"] = float(np.median([r["step_ms_p50"] / 1e3 / r["frame_s"] for r in rtf]))
+        extra["M19.p99"] = float(np.median([r["step_ms_p99"] / 1e3 / r["frame_s"] for r in rtf]))
+    extra["invalid_items"] = invalid
+    return per_item, extra
+
+
+def intelligibility(items, analyses, max_items: int = 8) -> float | None:
+    """M16: WER(system text, ASR of its audio) / WER(same text via the reference TTS voice)."""
+    pairs = [(analyses[it.id].system_text, " ".join(w[0] for w in analyses[it.id].words))
+             for it in items if analyses[it.id].system_text.strip() and not analyses[it.id].invalid]
+    if not pairs:
+        return None
+    import jiwer
+
+    from fullduplex.engines import asr, tts
+
+    from .text import tokens
+
+    pairs = pairs[:max_items]
+    refs = [" ".join(tokens(r)) for r, _ in pairs]
+    hyps = [" ".join(tokens(h)) for _, h in pairs]
+    wer_sys = jiwer.wer(refs, hyps)
+    cal = []
+    for r in refs:
+        a, sr, _ = tts.synthesize(r, tts.DEFAULT_ASSISTANT)
+        cal.append(" ".join(tokens(" ".join(w.word for w in asr.transcribe(a, sr)))))
+    wer_ref = jiwer.wer(refs, cal)
+    return float(wer_sys / max(wer_ref, 0.02))
+
+
+def evaluate(systems: list[str], suite: str, out: str | Path, seed: int = 0, progress: bool = True) -> dict:
+    """Run, analyse and score every system on the suite; write results.json and the reports."""
+    from . import report
+
+    if not systems:
+        raise ValueError("give at least one --system")
+    out = Path(out)
+    root = prepare(suite, out / "suites", seed)
+    items = load_items(root)
+    inputs = {}
+    for it in items:
+        x = _read16(it.input)
+        inputs[it.id] = (x, user_ipus(it, x))
+    results = {"suite": str(root), "items": len(items), "systems": {}, "timing_s": {}, "extra": {}}
+    runs = {}
+    for name in systems:
+        t0 = time.perf_counter()
+        dirs = run_system(name, items, out / "runs" / _safe(name), progress)
+        t1 = time.perf_counter()
+        analyses = analyse_system(items, dirs, inputs, progress)
+        per_item, extra = score_system(items, dirs, analyses, inputs)
+        agg = aggregate.aggregate(per_item, extra)
+        t2 = time.perf_counter()
+        results["systems"][name] = agg
+        results["extra"][name] = {k: v for k, v in extra.items() if k not in ("M15", "M16", "M19")}
+        results["timing_s"][name] = {"run": round(t1 - t0, 1), "analyse_score": round(t2 - t1, 1)}
+        runs[name] = (dirs, analyses, per_item)
+    write_json(out / "results.json", results)
+    report.write_reports(results, items, runs, inputs, out)
+    return results
+
+
+def json_summary(results: dict) -> dict:
+    """{"systems": {name: {metric: value}}} (the --json output)."""
+    return {"systems": {name: {k: v["value"] for k, v in agg.items() if isinstance(v, dict) and "value" in v}
+                        for name, agg in results["systems"].items()}}

@@ -1,0 +1,55 @@
+"""Word lists and text rules for the lexical metrics: keywords (M11, M13), backchannel cues
+(CANDOR "Backbiter", evaluation.md §6), repair phrases (M13)."""
+
+from __future__ import annotations
+
+import re
+
+BC_CUES = set("a ah alright awesome cool dope e exactly god gotcha huh hmm mhm mm mmm nice oh okay really right "
+              "sick sucks sure uh um wow yeah yep yes yup uhhuh mmhmm".split())
+BC_PROHIBITED_START = set("and but i i'm it it's like so that that's we we're well you you're".split())
+REPAIR = ["sorry", "repeat", "what was that", "pardon", "say that again", "didn't catch", "come again"]
+STOP = set("""a an the and or but if then so to of in on at by for with from about as into over after before
+is are was were be been being am do does did have has had i you he she it we they me my your our their this that
+these those what which who whom how when where why can could would should will shall may might must not no yes
+please tell know just there here some any one its it's i'm let me us up out okay oh wait hold actually sorry
+quick like""".split())
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case word tokens (apostrophes kept, hyphens split)."""
+    return re.findall(r"[a-z0-9']+", text.lower().replace("-", " "))
+
+
+def stem(w: str) -> str:
+    """A crude suffix stripper: enough to match 'legs'/'leg', 'spelled'/'spell'."""
+    for suf in ("ing", "ed", "es", "s"):
+        if len(w) > len(suf) + 2 and w.endswith(suf):
+            return w[: -len(suf)]
+    return w
+
+
+def content_words(text: str) -> set[str]:
+    return {stem(t) for t in tokens(text) if t not in STOP}
+
+
+def keywords(text: str) -> list[str]:
+    """Content-word stems of a request (the words a relevant answer likely repeats)."""
+    return sorted(content_words(text))
+
+
+def is_cue_backchannel(words: list[str]) -> bool:
+    """CANDOR rule: <= 3 words, > 50 % cue words, not starting with a prohibited word."""
+    toks = [t for w in words for t in tokens(w)]
+    if not toks or len(toks) > 3 or toks[0] in BC_PROHIBITED_START:
+        return False
+    return sum(t in BC_CUES for t in toks) / len(toks) > 0.5
+
+
+def has_repair(text: str) -> bool:
+    low = " ".join(tokens(text))
+    return any(r in low for r in REPAIR)
+
+
+def jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if (a or b) else 0.0

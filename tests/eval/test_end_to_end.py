@@ -1,0 +1,50 @@
+"""A small end-to-end eval: two built-in reference systems on the 3-item `tiny` suite, through the
+command line, produce the report files and the JSON summary."""
+
+import json
+
+import pytest
+from eval_signals import have_voices
+
+from fullduplex.cli import main
+from fullduplex.eval.suite import load_items
+
+
+@pytest.mark.slow
+def test_eval_two_systems_tiny_suite(tmp_path, capsys):
+    if not have_voices():
+        pytest.skip("flite voices not installed")
+    out = tmp_path / "ev"
+    rc = main(["eval", "--system", "silence", "--system", "scripted", "--suite", "tiny", "--out", str(out), "--json"])
+    assert rc == 0
+    js = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(js["systems"]) == {"silence", "scripted"}
+    sil, scr = js["systems"]["silence"], js["systems"]["scripted"]
+    assert sil["M1"] == 0.0 and scr["M1"] == 1.0
+    assert 0.5 < scr["M2"] < 1.0            # 0.6 s endpointing + one frame
+    assert scr["M8"] == 1.0 and scr["M9"] < 1.0
+    assert sil["M14"] == 0.0 and sil["M18"] == 1.0
+    assert all(f"M{k}" in scr for k in range(1, 20))
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "Moshi" in html and "PersonaPlex" in html
+    assert "| M1 |" in (out / "report.md").read_text()
+    items = load_items(out / "suites" / "tiny-seed0")
+    assert [i.scenario for i in items] == ["S1", "S4", "S8"]
+    rec = json.loads((out / "runs" / "scripted" / "S4_000" / "record.json").read_text())
+    assert rec["episodes"] and rec["debug"]["M8"]["speaking_at_barge_in"] and not rec["invalid_echo"]
+    assert (out / "runs" / "scripted" / "S4_000" / "output.wav").exists()
+
+
+def test_fdb_layout_folder_is_read(tmp_path):
+    """A Full-Duplex-Bench folder (input.wav + turn_taking.json / pause.json) is an evaluable suite."""
+    import numpy as np
+
+    from fullduplex.audio import write
+
+    for name, ann in (("a", "turn_taking.json"), ("b", "pause.json")):
+        d = tmp_path / "candor" / name
+        write(d / "input.wav", np.zeros(16000, np.float32), 16000)
+        (d / ann).write_text(json.dumps([{"timestamp": [0.3, 0.6]}]))
+    items = load_items(tmp_path)
+    assert [(i.scenario, i.meta.get("user_turn_end"), i.meta.get("pause")) for i in items] == [
+        ("S1", 0.3, None), ("S2", None, [0.3, 0.6])]

@@ -1,0 +1,110 @@
+"""Metrics on constructed two-channel signals whose answer is known."""
+
+import numpy as np
+import pytest
+
+from fullduplex.eval import metrics
+from fullduplex.eval.analysis import analyze
+from fullduplex.eval.rules import fdb_backchannel, fdb_takeover
+
+from eval_signals import SR, place
+
+VAD_HOP = 512 / SR  # silero's window at 16 kHz
+
+
+def _turn_item(speech, reply_offset):
+    q, _ = speech["question"]
+    r, _ = speech["reply"]
+    t_ue = 1.0 + len(q) / SR
+    n = int((t_ue + 7.0) * SR)
+    user = place(n, (1.0, q))
+    out = place(n, (t_ue + reply_offset, r))
+    meta = {"scenario": "S1", "lead_s": 0.5, "user_turn_end": t_ue}
+    return meta, user, out, t_ue
+
+
+def test_reply_200ms_after_turn_end(speech):
+    meta, user, out, _ = _turn_item(speech, 0.2)
+    an = analyze(out, user)
+    vals, dbg = metrics.item_metrics(meta, an, [])
+    onset_in_clip = next(i for i in range(len(speech["reply"][0])) if abs(speech["reply"][0][i]) > 1e-3) / SR
+    assert vals["M1"] == 1 and vals["M3"] == 0
+    assert abs(vals["M2"] - (0.2 + onset_in_clip)) <= VAD_HOP + 0.03  # silero pads onsets by 30 ms
+    assert abs(vals["M2"] - 0.2) <= 0.07
+    assert vals["FDB.turn_tor"] == 1 and vals["FDB.turn_latency"] >= 0
+    assert not an.invalid
+
+
+def test_talking_over_turn_end_is_negative_and_premature(speech):
+    meta, user, out, _ = _turn_item(speech, -1.0)
+    an = analyze(out, user)
+    vals, _ = metrics.item_metrics(meta, an, [])
+    assert vals["M2"] == pytest.approx(-1.0, abs=0.07)
+    assert vals["M3"] == 1
+    assert vals["FDB.turn_latency"] == 0.0  # FDB clips it: the weakness M2/M3 expose
+
+
+def _barge_item(speech, stop_after):
+    """System talks from 1 s; the user barges in at 3 s; the system stops ``stop_after`` s later
+    (None: never stops)."""
+    r, _ = speech["reply"]
+    q, _ = speech["question"]
+    b_s = 3.0
+    n = int(12.0 * SR)
+    sys_audio = np.concatenate([r, r])
+    if stop_after is not None:
+        sys_audio = sys_audio[: int((b_s - 1.0 + stop_after) * SR)]
+    out = place(n, (1.0, sys_audio))
+    user = place(n, (b_s, q))
+    meta = {"scenario": "S4", "lead_s": 0.5, "barge_in": [b_s, b_s + len(q) / SR], "keywords": ["capital", "france"]}
+    return meta, user, out
+
+
+def test_never_stops_yield_rate_zero(speech):
+    meta, user, out = _barge_item(speech, None)
+    vals, dbg = metrics.item_metrics(meta, analyze(out, user), [])
+    assert vals["M8"] == 0
+    assert vals["M9"] > 1.0
+    assert dbg["M8"]["speaking_at_barge_in"]
+
+
+def test_stops_quickly_yields(speech):
+    meta, user, out = _barge_item(speech, 0.3)
+    vals, _ = metrics.item_metrics(meta, analyze(out, user), [])
+    assert vals["M8"] == 1
+    assert vals["M9"] == pytest.approx(0.3, abs=0.1)
+
+
+def test_echo_of_input_is_invalid(speech):
+    q, _ = speech["question"]
+    user = place(int(6 * SR), (1.0, q))
+    echo = np.concatenate([np.zeros(int(0.08 * SR), np.float32), 0.5 * user])[: len(user)]
+    assert analyze(echo, user, asr=False).invalid
+    r, _ = speech["reply"]
+    assert not analyze(place(len(user), (3.0, r)), user, asr=False).invalid
+
+
+def test_backchannels_counted(speech):
+    s, _ = speech["story"]
+    y, _ = speech["yeah"]
+    d = len(s) / SR
+    starts = [1.0, 1.0 + d + 0.6, 1.0 + 2 * (d + 0.6)]
+    n = int((starts[-1] + d + 3.0) * SR)
+    user = place(n, *[(t, s) for t in starts])
+    out = place(n, (starts[0] + d + 0.1, y), (starts[1] + d + 0.1, y))
+    ipus = [[t, t + d] for t in starts]
+    an = analyze(out, user)
+    vals, _ = metrics.item_metrics({"scenario": "S3", "lead_s": 0.5}, an, ipus)
+    assert [e.kind for e in an.episodes] == ["backchannel", "backchannel"]
+    assert vals["M5"][0] == 2
+    assert vals["M6"] == 0                   # FDB: no takeover
+    assert vals["M7"] == [2, 2]              # both right after a user phrase end
+
+
+def test_fdb_rules():
+    assert fdb_takeover([]) == 0
+    assert fdb_takeover([["yeah", 1.0, 1.3]]) == 0
+    assert fdb_takeover([["a", 0, 0.1], ["b", 0.1, 0.2], ["c", 0.2, 0.3], ["d", 0.3, 0.4]]) == 1
+    assert fdb_takeover([["well", 0.0, 0.2], ["okay", 1.0, 1.2]]) == 1
+    assert fdb_backchannel([[0, 0.5], [2, 6]], []) == (1, 1)       # > 3 s segment ends the scan
+    assert fdb_backchannel([[0, 0.5], [2, 2.4]], [["mhm", 2.0, 2.3]]) == (0, 2)
