@@ -16,6 +16,8 @@ def _fmt(v) -> str:
         return "–"
     if isinstance(v, str):
         return v
+    if v != 0 and abs(v) < 0.01:
+        return f"{v:.2g}"
     return f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
 
 

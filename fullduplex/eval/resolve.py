@@ -23,8 +23,22 @@ def resolve_system(name: str):
                          "(fullduplex.systems.registry is not available)") from e
     for f in _REGISTRY_FUNCS:
         if hasattr(reg, f):
-            return getattr(reg, f)(name)
+            try:
+                return getattr(reg, f)(name)
+            except ValueError:
+                if not name.startswith("cascade"):
+                    raise
+                return _cascade(name)
     raise ValueError(f"fullduplex.systems.registry has none of {_REGISTRY_FUNCS}; cannot resolve {name!r}")
+
+
+def _cascade(name: str):
+    """``cascade`` or ``cascade-<turn detector>`` (silence | smart | text), while the registry does
+    not list the cascade itself."""
+    from fullduplex.systems.cascade import CascadeConfig, CascadeSystem
+
+    det = name.split("-", 1)[1] if "-" in name else None
+    return CascadeSystem(CascadeConfig(turn_detector=det) if det else CascadeConfig())
 
 
 def system_names() -> list[str]:
