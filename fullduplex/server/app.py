@@ -15,6 +15,7 @@ import asyncio
 import hmac
 import json
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,11 @@ from .metrics import prometheus
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
+
+CONFIG = web.AppKey("config", object)
+ENGINE = web.AppKey("engine", object)
+SAMPLING = web.AppKey("sampling", dict)
+SYSTEM_NAME = web.AppKey("system_name", str)
 
 # WebSocket close codes (RFC 6455)
 POLICY_VIOLATION, INVALID_DATA, TRY_AGAIN_LATER = 1008, 1007, 1013
@@ -42,6 +48,7 @@ class ServerConfig:
     max_message_bytes: int = 256 * 1024
     max_messages_per_s: float = 200.0
     send_stall_s: float = 10.0  # a client that reads nothing for this long is disconnected
+    socket_send_buffer: int = 64 * 1024  # per-connection kernel send buffer: bounds memory, shows stalls early
 
 
 class RateLimit:
@@ -70,29 +77,32 @@ def _authorized(request: web.Request, token: str | None) -> bool:
     return hmac.compare_digest(given.encode(), token.encode())
 
 
-async def _sender(ws: web.WebSocketResponse, sess, cfg: ServerConfig) -> None:
+async def _sender(ws: web.WebSocketResponse, sess, engine: Engine, cfg: ServerConfig, on_stall) -> None:
     """Send the session's queued messages; give up on a client that stays unwritable."""
     while True:
         msg = await sess.out.get()
         try:
             await asyncio.wait_for(ws.send_bytes(msg), timeout=cfg.send_stall_s)
         except (asyncio.TimeoutError, ConnectionError, RuntimeError):
-            log.info("session %s: client not reading; closing", sess.id)
-            sess.closed = True
-            await ws.close(code=POLICY_VIOLATION, message=b"not reading")
+            log.info("session %s: client not reading for %.0f s; closing", sess.id, cfg.send_stall_s)
+            engine.close(sess)  # frees the slot now, whatever the socket does next
+            on_stall()
             return
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
     app = request.app
-    cfg: ServerConfig = app["config"]
-    engine: Engine = app["engine"]
+    cfg: ServerConfig = app[CONFIG]
+    engine: Engine = app[ENGINE]
     if not _authorized(request, cfg.auth_token):
         engine.rejected += 1
         return web.Response(status=401, text="unauthorized: give ?token=... or an Authorization: Bearer header\n")
     fmt = request.query.get("format", "opus")
-    ws = web.WebSocketResponse(max_msg_size=cfg.max_message_bytes, heartbeat=None)
+    ws = web.WebSocketResponse(max_msg_size=cfg.max_message_bytes, timeout=2.0)
     await ws.prepare(request)
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    if sock is not None and cfg.socket_send_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, cfg.socket_send_buffer)
     if fmt not in ("opus", "pcm"):
         await ws.send_bytes(P.pack(P.ERROR, f"unknown format {fmt!r}: use opus (default) or pcm"))
         await ws.close(code=POLICY_VIOLATION)
@@ -103,19 +113,27 @@ async def chat(request: web.Request) -> web.StreamResponse:
         await ws.send_bytes(P.pack(P.ERROR, str(e)))
         await ws.close(code=TRY_AGAIN_LATER, message=b"busy")
         return ws
-    sender = asyncio.get_running_loop().create_task(_sender(ws, sess, cfg))
-    limit = RateLimit(cfg.max_messages_per_s)
+    loop = asyncio.get_running_loop()
+    sess.send_nowait(P.handshake())
+    sess.send_nowait(P.pack(P.METADATA, json.dumps({
+        "session": sess.id, "sample_rate": engine.sample_rate, "frame_size": engine.frame_size,
+        "format": fmt, "sampling": app[SAMPLING], "system": app[SYSTEM_NAME]})))
+    receiver = loop.create_task(_receive(ws, sess, engine, cfg, RateLimit(cfg.max_messages_per_s)))
+    sender = loop.create_task(_sender(ws, sess, engine, cfg, receiver.cancel))
     try:
-        await ws.send_bytes(P.handshake())
-        await ws.send_bytes(P.pack(P.METADATA, json.dumps({
-            "session": sess.id, "sample_rate": engine.sample_rate, "frame_size": engine.frame_size,
-            "format": fmt, "sampling": app["sampling"], "system": app["system_name"]})))
-        await _receive(ws, sess, engine, cfg, limit)
+        await receiver
+    except asyncio.CancelledError:
+        if not sess.closed:  # the handler itself was cancelled (server shutdown)
+            raise
     finally:
         engine.close(sess)
         sender.cancel()
         if not ws.closed:
-            await ws.close()
+            try:  # a client that does not read cannot take the close frame either
+                await asyncio.wait_for(ws.close(code=POLICY_VIOLATION if sess.stats.dropped_out else 1000), 2.0)
+            except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+                if request.transport is not None:
+                    request.transport.abort()
     return ws
 
 
@@ -168,7 +186,7 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    engine: Engine = request.app["engine"]
+    engine: Engine = request.app[ENGINE]
     sessions = {s.id: s.stats for s in engine.slots if s is not None}
     return web.Response(text=prometheus(engine.server_metrics(), sessions),
                         content_type="text/plain", charset="utf-8", headers={"X-Prometheus-Version": "0.0.4"})
@@ -181,10 +199,10 @@ async def healthz(request: web.Request) -> web.Response:
 def make_app(system, cfg: ServerConfig, sampling: dict | None = None, system_name: str = "") -> web.Application:
     """The application around a batched system (its batch_size = cfg.max_sessions)."""
     app = web.Application(client_max_size=cfg.max_message_bytes)
-    app["config"] = cfg
-    app["engine"] = Engine(system, cfg.max_sessions)
-    app["sampling"] = sampling or getattr(system, "sampling", {})
-    app["system_name"] = system_name
+    app[CONFIG] = cfg
+    app[ENGINE] = Engine(system, cfg.max_sessions)
+    app[SAMPLING] = sampling or getattr(system, "sampling", {})
+    app[SYSTEM_NAME] = system_name
     app.router.add_get("/", index)
     app.router.add_get("/api/chat", chat)
     app.router.add_get("/metrics", metrics)
@@ -192,10 +210,10 @@ def make_app(system, cfg: ServerConfig, sampling: dict | None = None, system_nam
     app.router.add_static("/static/", STATIC, show_index=False)
 
     async def on_startup(app):
-        app["engine"].start()
+        app[ENGINE].start()
 
     async def on_cleanup(app):
-        await app["engine"].stop()
+        await app[ENGINE].stop()
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
@@ -213,4 +231,4 @@ def run_server(cfg: ServerConfig, system: str = "default", checkpoint: str | Non
         log.warning("serving on %s without --auth-token: anyone who can reach the port can talk to it", cfg.host)
     print(f"fullduplex: serving {system} on http://{cfg.host}:{cfg.port}/ (WebSocket /api/chat, "
           f"{cfg.max_sessions} sessions, metrics at /metrics)", flush=True)
-    web.run_app(app, host=cfg.host, port=cfg.port, print=None)
+    web.run_app(app, host=cfg.host, port=cfg.port, print=None, shutdown_timeout=5.0)

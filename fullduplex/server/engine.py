@@ -81,7 +81,8 @@ class Engine:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        # let a step in flight finish before the system is released
+        await asyncio.get_running_loop().run_in_executor(None, lambda: self._executor.shutdown(wait=True, cancel_futures=True))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -18,6 +18,7 @@ ignored; reset a row before giving it to a new session.
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Sequence
 
@@ -52,11 +53,12 @@ class BatchedModelSystem:
         if threads is not None:
             torch.set_num_threads(threads)
         self.parts = parts
-        self.codec, self.lm = parts.codec.eval(), parts.lm.eval()
+        # the codec keeps its streaming state in its modules: every system gets its own copy
+        self.codec, self.lm = copy.deepcopy(parts.codec).eval(), parts.lm.eval()
         if int8:
             from ..lm.quantize import quantize_int8
 
-            quantize_int8(self.lm)
+            self.lm = quantize_int8(copy.deepcopy(self.lm))
         c = self.lm.cfg
         if self.codec.cardinality != c.card:
             raise ValueError(f"codec has {self.codec.cardinality} codes per codebook, the LM expects {c.card}")
