@@ -35,20 +35,31 @@ from .model import LMModel, sin_embedding
 
 
 class _Lin:
-    """A linear layer's weight, read once: plain linears run as F.linear, others (quantized) as called."""
+    """A linear layer read once: plain linears run as F.linear, dynamic-int8 ones straight through their
+    kernel (skipping the module call), anything else is called as a module."""
 
-    __slots__ = ("weight", "bias", "module")
+    __slots__ = ("weight", "bias", "packed", "module")
 
     def __init__(self, m: nn.Module):
         plain = isinstance(m, nn.Linear)
         self.weight = m.weight if plain else None
         self.bias = m.bias if plain else None
-        self.module = None if plain else m
+        packed = getattr(m, "_packed_params", None)
+        int8 = (not plain and packed is not None and packed.dtype == torch.qint8
+                and (getattr(m, "version", None) or 0) >= 4)
+        self.packed = packed._packed_params if int8 else None
+        self.module = None if plain or int8 else m
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.module is None:
+        if self.weight is not None:
             return F.linear(x, self.weight, self.bias)
+        if self.packed is not None:
+            return _qlinear(x, self.packed, True)  # what the module's forward calls (7-bit activations)
         return self.module(x)
+
+
+def _qlinear(x: torch.Tensor, packed, reduce_range: bool) -> torch.Tensor:
+    return torch.ops.quantized.linear_dynamic(x, packed, reduce_range)
 
 
 class _Norm:
@@ -95,8 +106,8 @@ class _Layer:
         """x + ffn(norm2(x)) for x [B, T, C]."""
         z = self.ff_in(self.norm2(x))
         if self.gated:
-            z = z.unflatten(-1, (2, -1))
-            z = self.act(z[..., 0, :]) * z[..., 1, :]
+            a, b = z.chunk(2, dim=-1)
+            z = self.act(a) * b
         else:
             z = self.act(z)
         z = self.ff_out(z)
@@ -110,6 +121,28 @@ def _rope_tables(positions: torch.Tensor, head_dim: int, max_period: float) -> t
                       * (-math.log(max_period) * 2 / head_dim))
     angles = positions.to(torch.float32)[:, None, :, None] * freqs
     return torch.cos(angles), torch.sin(angles)
+
+
+def _rope_step_tables(positions: torch.Tensor, head_dim: int, max_period: float, interleave: bool
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """positions [B] -> cos, signed sin [B, 1, head_dim] for :func:`_rotate_fast`."""
+    cos, sin = _rope_tables(positions[:, None], head_dim, max_period)  # [B, 1, 1, D/2]
+    cos, sin = cos[:, :, 0], sin[:, :, 0]
+    if interleave:  # pairs (x[2i], x[2i+1]): cos, cos / -sin, +sin interleaved
+        return cos.repeat_interleave(2, dim=-1), torch.stack([-sin, sin], dim=-1).flatten(-2)
+    return torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
+
+
+def _rotate_fast(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor, interleave: bool) -> torch.Tensor:
+    """RoPE of x [B, N, D] (one step, N heads) with tables from :func:`_rope_step_tables`.
+
+    Bit-identical to :func:`_rotate`: x_a*cos + x_b*(-sin) == x_a*cos - x_b*sin in IEEE arithmetic.
+    """
+    if interleave:
+        swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
+    else:
+        swapped = x.roll(x.shape[-1] // 2, dims=-1)
+    return x * cos + swapped * sin_signed
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleave: bool) -> torch.Tensor:
@@ -362,22 +395,23 @@ class LMGen:
         else:
             mask = sp >= 0
         mask = mask[:, None, None]  # [B, 1, 1, n]
-        cos_sin = _rope_tables(pos[:, None], self._heads[2], c.max_period) if self._rope else None
         H, Hkv, D = self._heads
+        rope = _rope_step_tables(pos, D, c.max_period, self._interleave) if self._rope else None
         gqa = Hkv != H
         for li, L in enumerate(self._t_layers):
-            qkv = L.in_proj(L.norm1(x))
-            q = qkv[..., : H * D].view(B, 1, H, D).transpose(1, 2)
-            k = qkv[..., H * D: (H + Hkv) * D].view(B, Hkv, 1, D)
-            v = qkv[..., (H + Hkv) * D:].view(B, Hkv, D)
-            if cos_sin is not None:
-                q = _rotate(q, *cos_sin, self._interleave)
-                k = _rotate(k, *cos_sin, self._interleave)
+            qkv = L.in_proj(L.norm1(x)).view(B, H + 2 * Hkv, D)
+            qk, v = qkv[:, : H + Hkv], qkv[:, H + Hkv:]
+            if rope is not None and x.dtype == torch.float32:
+                qk = _rotate_fast(qk, rope[0], rope[1], self._interleave)
+            elif rope is not None:
+                cs = _rope_tables(pos[:, None], D, c.max_period)
+                qk = _rotate(qk[:, :, None], *cs, self._interleave)[:, :, 0]
+            q = qk[:, :H, None]  # [B, H, 1, D]
             keys, values = st.keys[li], st.values[li]
-            keys[rows, :, slot] = k[:, :, 0]
+            keys[rows, :, slot] = qk[:, H:]
             values[rows, :, slot] = v
             y = F.scaled_dot_product_attention(q, keys[:, :, :n], values[:, :, :n], attn_mask=mask, enable_gqa=gqa)
-            y = L.out_proj(y.transpose(1, 2).reshape(B, 1, H * D))
+            y = L.out_proj(y.reshape(B, 1, H * D))  # [B, H, 1, D] -> [B, 1, H * D]
             x = x + (y if L.ls1 is None else L.ls1(y))
             x = L.feed_forward(x)
         return self._out_norm(x)
@@ -402,10 +436,8 @@ class LMGen:
                 x = x + self._dep_sin[cb]
             for li, L in enumerate(layers):
                 H, Hkv, D = self._dep_heads[li]
-                qkv = L.in_proj(L.norm1(x))
-                q = qkv[..., : H * D].view(B, 1, H, D).transpose(1, 2)
-                k = qkv[..., H * D: (H + Hkv) * D].view(B, 1, Hkv, D).transpose(1, 2)
-                v = qkv[..., (H + Hkv) * D:].view(B, 1, Hkv, D).transpose(1, 2)
+                qkv = L.in_proj(L.norm1(x)).view(B, H + 2 * Hkv, 1, D)
+                q, k, v = qkv[:, :H], qkv[:, H: H + Hkv], qkv[:, H + Hkv:]
                 if self._dep_rope is not None:
                     cos, sin = self._dep_rope[cb]
                     q, k = _rotate(q, cos, sin, self._dep_interleave), _rotate(k, cos, sin, self._dep_interleave)
@@ -414,7 +446,7 @@ class LMGen:
                 values[:, :, cb: cb + 1] = v
                 y = F.scaled_dot_product_attention(q, keys[:, :, : cb + 1], values[:, :, : cb + 1],
                                                    enable_gqa=Hkv != H)
-                y = L.out_proj(y.transpose(1, 2).reshape(B, 1, H * D))
+                y = L.out_proj(y.reshape(B, 1, H * D))  # [B, H, 1, D] -> [B, 1, H * D]
                 x = x + (y if L.ls1 is None else L.ls1(y))
                 x = L.feed_forward(x)
             logits = head(x if norm is None else norm(x))[:, 0]
