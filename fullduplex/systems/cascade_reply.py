@@ -216,3 +216,37 @@ class Reply(threading.Thread):
             self.timings.first_ready = ready
         with self._lock:
             self._chunks.append(Chunk(ready, audio, words))
+
+
+BACKCHANNELS = set("mhm mm mmm hmm hm mmhmm mhmm uh huh uhhuh um yeah yea yes yep yup ok okay right sure "
+                   "oh ah wow cool alright i see great nice".split())
+
+
+class OverlapCheck(threading.Thread):
+    """Transcribes what the user says over the system, to tell a barge-in from a backchannel."""
+
+    def __init__(self, audio: np.ndarray, sample_rate: int, start: float):
+        super().__init__(daemon=True, name="cascade-overlap")
+        self.audio, self.sample_rate = audio, sample_rate
+        self._anchor = (start, time.monotonic())
+        self.words: list[str] = []
+        self.ready: float | None = None  # clock time the transcript was ready
+        self.done = False
+
+    def now(self) -> float:
+        clock, wall = self._anchor
+        return clock + (time.monotonic() - wall)
+
+    def content_words(self) -> list[str]:
+        from fullduplex.engines.text import normalize
+
+        return [w for w in self.words if normalize(w) not in BACKCHANNELS]
+
+    def run(self) -> None:
+        try:
+            from fullduplex.engines import asr
+
+            self.words = [w.word for w in asr.transcribe(self.audio, self.sample_rate)]
+        finally:
+            self.ready = self.now()
+            self.done = True
