@@ -10,12 +10,27 @@ streaming give the same codes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from ..nn import ProjectedTransformer, StreamingContainer, StreamingConv1d, StreamingConvTranspose1d
 from .config import CodecConfig
 from .quantizer import SplitResidualVectorQuantizer
+
+
+@dataclass
+class CodecOutput:
+    """Training forward result: reconstruction [B, 1, T] (same length as the input), codes
+    [B, K, frames], the RVQ commitment loss, the semantic quantizer output [B, D, frames] (for
+    distillation) and quantizer statistics."""
+
+    wav: torch.Tensor
+    codes: torch.Tensor
+    commitment: torch.Tensor
+    semantic: torch.Tensor
+    metrics: dict
 from .seanet import SEANetDecoder, SEANetEncoder
 
 
@@ -141,6 +156,34 @@ class Codec(StreamingContainer):
         if self.decoder_transformer is not None:
             (z,) = self.decoder_transformer(z)
         return self.decoder(z)
+
+    def decode_quantized(self, z: torch.Tensor) -> torch.Tensor:
+        """Quantized latent [B, dimension, frames] -> wav [B, 1, frames * frame_size]."""
+        if self.upsample is not None:
+            z = self.upsample(z)
+        if self.decoder_transformer is not None:
+            (z,) = self.decoder_transformer(z)
+        return self.decoder(z)
+
+    def forward(self, wav: torch.Tensor, n_q: int | None = None, no_quantization: torch.Tensor | None = None,
+                update_codebooks: bool = True, replace_dead_codes: bool = False) -> CodecOutput:
+        """Training forward: wav [B, 1, T] -> :class:`CodecOutput` (outside streaming).
+
+        ``n_q`` codebooks are used (quantizer dropout picks it; default: the codec's number);
+        samples where ``no_quantization`` [B] is True pass the continuous latent to the decoder
+        (Mimi's trick of quantizing only part of the time). The codebooks follow the data by EMA
+        when ``update_codebooks`` (only in train mode)."""
+        if self.is_streaming:
+            raise RuntimeError("the training forward runs outside streaming")
+        T = wav.shape[-1]
+        z = self.encode_latent(wav)
+        q = self.quantizer.forward_train(z, n_q, update=update_codebooks and self.training,
+                                         replace_dead=replace_dead_codes)
+        zq = q.x
+        if no_quantization is not None:
+            zq = torch.where(no_quantization.view(-1, 1, 1), z, zq)
+        out = self.decode_quantized(zq)[..., :T]
+        return CodecOutput(out, q.codes, q.commitment, q.semantic, q.metrics)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -3,13 +3,90 @@
 Both residual quantizers see the same latent (the acoustic RVQ does not quantize the semantic
 one's residual); decoding sums their projected outputs. Codebooks are stored as Kyutai's EMA
 buffers (``embedding_sum`` / ``cluster_usage``), so released weights load as they are.
+
+Training (``forward_train``, used by ``Codec.forward`` in train mode): the centroids are not
+learnt by gradient but follow the data by exponential moving averages of the vectors assigned to
+them; an uninitialised codebook starts from k-means on its first batch; codes whose usage falls
+below ``threshold_usage_ratio`` x the mean are replaced by random vectors of the batch; the
+encoder gets its gradient through the straight-through estimator and a commitment loss. Under
+``torch.distributed`` the statistics are summed over processes, so every process keeps the same
+codebooks. Inference (``encode`` / ``decode``) is unchanged.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized() \
+        and torch.distributed.get_world_size() > 1
+
+
+def _all_reduce(x: torch.Tensor) -> torch.Tensor:
+    if _distributed():
+        torch.distributed.all_reduce(x)
+    return x
+
+
+def _all_gather(x: torch.Tensor) -> torch.Tensor:
+    """Rows of x [N, D] from every process, in rank order (the same global batch as one process)."""
+    if not _distributed():
+        return x
+    n = torch.tensor([x.shape[0]], device=x.device)
+    sizes = [torch.zeros_like(n) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(sizes, n)
+    top = int(max(int(s) for s in sizes))
+    padded = torch.zeros(top, x.shape[1], dtype=x.dtype, device=x.device)
+    padded[: x.shape[0]] = x
+    parts = [torch.zeros_like(padded) for _ in sizes]
+    torch.distributed.all_gather(parts, padded)
+    return torch.cat([p[: int(s)] for p, s in zip(parts, sizes)])
+
+
+def _sample_rows(x: torch.Tensor, n: int) -> torch.Tensor:
+    """n rows of x drawn at random (with replacement when x has fewer rows), from torch's global RNG."""
+    if x.shape[0] >= n:
+        return x[torch.randperm(x.shape[0], device=x.device)[:n]]
+    return x[torch.randint(0, x.shape[0], (n,), device=x.device)]
+
+
+def kmeans(x: torch.Tensor, k: int, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's k-means of x [N, D] -> (centroids [k, D], cluster sizes [k]); empty clusters keep their seed."""
+    centroids = _sample_rows(x, k)
+    counts = torch.zeros(k, device=x.device)
+    for _ in range(iters):
+        assign = torch.cdist(x[None], centroids[None])[0].argmin(-1)
+        counts = torch.bincount(assign, minlength=k).to(x.dtype)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
+        centroids = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], centroids)
+    return centroids, counts
+
+
+@dataclass
+class VQTraining:
+    """Training-time behaviour of the codebooks (Kyutai's defaults)."""
+
+    decay: float = 0.99                 # EMA decay of the centroid statistics
+    kmeans_iters: int = 50              # k-means iterations on the first batch (0: random batch vectors)
+    threshold_usage_ratio: float = 0.1  # a code used less than this x the mean usage is replaced
+    replaced_usage_ratio: float = 1.0   # ... by a batch vector, with this x the mean usage
+
+
+@dataclass
+class QuantizedResult:
+    """What the training forward returns: x [B, D, T] quantized (straight-through), codes [B, K, T],
+    the commitment loss, the semantic part of the output (for distillation) and statistics."""
+
+    x: torch.Tensor
+    codes: torch.Tensor
+    commitment: torch.Tensor
+    semantic: torch.Tensor
+    metrics: dict
 
 
 class EuclideanCodebook(nn.Module):
@@ -23,6 +100,7 @@ class EuclideanCodebook(nn.Module):
         self.register_buffer("cluster_usage", torch.ones(bins))
         self.register_buffer("embedding_sum", torch.zeros(bins, dim))
         self._cache: torch.Tensor | None = None
+        self.training_cfg = VQTraining()
 
     _OLD_NAMES = {"inited": "_initialized", "cluster_size": "cluster_usage",
                   "embed_avg": "embedding_sum", "embed_sum": "embedding_sum"}
@@ -54,6 +132,69 @@ class EuclideanCodebook(nn.Module):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [...] -> centroids [..., dim]."""
         return F.embedding(codes, self.embedding)
+
+    # --- training ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def init_from(self, x: torch.Tensor) -> None:
+        """Centroids from k-means on x [N, dim] (gathered over processes), each with usage 1."""
+        data = _all_gather(x.float())
+        cfg = self.training_cfg
+        if cfg.kmeans_iters > 0:
+            centroids, _ = kmeans(data, self.cluster_usage.shape[0], cfg.kmeans_iters)
+        else:
+            centroids = _sample_rows(data, self.cluster_usage.shape[0])
+        self.cluster_usage.fill_(1.0)
+        self.embedding_sum.copy_(centroids)
+        self._initialized.fill_(1.0)
+        self._cache = None
+
+    @torch.no_grad()
+    def ema_update(self, x: torch.Tensor, codes: torch.Tensor, replace_dead: bool = False) -> dict:
+        """Move the centroid statistics toward the vectors x [N, dim] assigned to codes [N]; then,
+        if ``replace_dead``, replace dead codes. Returns usage statistics."""
+        cfg = self.training_cfg
+        bins = self.cluster_usage.shape[0]
+        counts = torch.bincount(codes, minlength=bins).to(self.cluster_usage.dtype)
+        sums = torch.zeros_like(self.embedding_sum).index_add_(0, codes, x.to(self.embedding_sum.dtype))
+        _all_reduce(counts)
+        _all_reduce(sums)
+        self.cluster_usage.mul_(cfg.decay).add_(counts, alpha=1 - cfg.decay)
+        self.embedding_sum.mul_(cfg.decay).add_(sums, alpha=1 - cfg.decay)
+        replaced = 0
+        if replace_dead and cfg.threshold_usage_ratio > 0:
+            replaced = self.replace_dead_codes(x)
+        self._cache = None
+        p = counts / counts.sum().clamp(min=1)
+        perplexity = torch.exp(-(p * torch.log(p.clamp(min=1e-10))).sum())
+        return {"perplexity": float(perplexity), "replaced": replaced}
+
+    @torch.no_grad()
+    def replace_dead_codes(self, x: torch.Tensor) -> int:
+        """Codes used less than threshold x mean usage get a random batch vector; returns how many."""
+        cfg = self.training_cfg
+        mean_usage = self.cluster_usage.sum() / self.cluster_usage.shape[0]
+        dead = self.cluster_usage < cfg.threshold_usage_ratio * mean_usage
+        n = int(dead.sum())
+        if n == 0:
+            return 0
+        new = _sample_rows(_all_gather(x.float()), n).to(self.embedding_sum.dtype)
+        usage = cfg.replaced_usage_ratio * mean_usage
+        self.cluster_usage[dead] = usage
+        self.embedding_sum[dead] = new * usage
+        self._cache = None
+        return n
+
+    def forward_train(self, x: torch.Tensor, update: bool = True, replace_dead: bool = False
+                      ) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """x [N, dim] -> (centroids [N, dim] (no gradient), codes [N], stats); updates the codebook."""
+        if update and not bool(self._initialized.item()):
+            self.init_from(x.detach())
+        emb = self.embedding_sum / self.cluster_usage.clamp(min=self.epsilon)[:, None]
+        with torch.no_grad():
+            codes = torch.cdist(x.detach().float()[None], emb[None].float())[0].argmin(-1)
+        quantized = F.embedding(codes, emb).to(x.dtype)
+        stats = self.ema_update(x.detach(), codes, replace_dead) if update else {}
+        return quantized, codes, stats
 
 
 class _CodebookHolder(nn.Module):
@@ -103,6 +244,29 @@ class ResidualVectorQuantizer(nn.Module):
             q = q + books[k].decode(codes[:, k])
         return self.output_proj(q.transpose(1, 2))
 
+    def forward_train(self, x: torch.Tensor, n_q: int, update: bool = True, replace_dead: bool = False,
+                      first_level: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        """x [B, D, T] with the first n_q codebooks -> (quantized [B, D, T], codes [B, n_q, T],
+        commitment loss, stats). The gradient reaches the input projection straight through."""
+        B, _, T = x.shape
+        z = self.input_proj(x).transpose(1, 2).reshape(B * T, -1)
+        residual, total = z, torch.zeros_like(z)
+        commitment = z.new_zeros(())
+        codes, stats = [], {}
+        for level, cb in enumerate(self.codebooks()[:n_q]):
+            q, c, st = cb.forward_train(residual, update, replace_dead)
+            commitment = commitment + F.mse_loss(residual, q.detach())
+            residual = residual - q
+            total = total + q
+            codes.append(c)
+            for k, v in st.items():
+                stats[f"{k}/{first_level + level}"] = v
+        quantized = z + (total - z).detach()  # straight-through estimator
+        out = self.output_proj(quantized.view(B, T, -1).transpose(1, 2))
+        codes_t = torch.stack(codes, 1).view(B, T, -1).transpose(1, 2) if codes else x.new_zeros(
+            (B, 0, T), dtype=torch.long)
+        return out, codes_t, commitment, stats
+
 
 class SplitResidualVectorQuantizer(nn.Module):
     """``rvq_first`` (semantic, n_q_semantic codebooks) + ``rvq_rest`` (acoustic) on the same latent."""
@@ -128,6 +292,26 @@ class SplitResidualVectorQuantizer(nn.Module):
         if self.n_q > self.n_q_semantic:
             codes = torch.cat([codes, self.rvq_rest.encode(x)], dim=1)
         return codes
+
+    def forward_train(self, x: torch.Tensor, n_q: int | None = None, update: bool = True,
+                      replace_dead: bool = False) -> QuantizedResult:
+        """Training forward on x [B, D, T] with n_q codebooks (default: all in use).
+
+        ``update=False`` keeps the codebooks as they are (e.g. validation in train mode);
+        ``replace_dead`` also replaces the dead codes after the EMA update."""
+        n_q = self.n_q if n_q is None else n_q
+        if not self.n_q_semantic <= n_q <= self.total_codebooks:
+            raise ValueError(f"n_q must be in [{self.n_q_semantic}, {self.total_codebooks}], got {n_q}")
+        sem, codes, commit, metrics = self.rvq_first.forward_train(x, self.n_q_semantic, update, replace_dead)
+        out = sem
+        if n_q > self.n_q_semantic:
+            rest, codes_r, commit_r, stats_r = self.rvq_rest.forward_train(x, n_q - self.n_q_semantic, update,
+                                                                           replace_dead, self.n_q_semantic)
+            out = out + rest
+            codes = torch.cat([codes, codes_r], 1)
+            commit = commit + commit_r
+            metrics.update(stats_r)
+        return QuantizedResult(out, codes, commit, sem, metrics)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [B, K, T] (K <= total codebooks) -> latent [B, D, T]."""

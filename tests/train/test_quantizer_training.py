@@ -1,0 +1,70 @@
+"""Training-time behaviour of the codebooks: EMA, k-means init, dead codes, straight-through."""
+
+import torch
+
+from fullduplex.codec import Codec, tiny_config
+from fullduplex.codec.quantizer import EuclideanCodebook, SplitResidualVectorQuantizer
+
+
+def test_kmeans_init_and_ema_moves_centroids_toward_data():
+    torch.manual_seed(0)
+    cb = EuclideanCodebook(dim=4, bins=8)
+    cb.training_cfg.kmeans_iters = 5
+    cb.training_cfg.decay = 0.8
+    x = torch.randn(256, 4)
+    cb.forward_train(x)
+    assert bool(cb._initialized.item())
+    # data that moved: centroids follow it, and the distance to it shrinks with every update
+    target = x + 5.0
+    dists = []
+    for _ in range(30):
+        q, codes, _ = cb.forward_train(target)
+        dists.append(float((target - q).pow(2).sum(-1).mean()))
+    assert dists[-1] < 0.5 * dists[0]
+    used = torch.bincount(codes, minlength=8) > 0
+    assert float((cb.embedding[used].mean(0) - target.mean(0)).norm()) < 1.5
+
+
+def test_dead_codes_are_replaced_with_batch_vectors():
+    torch.manual_seed(0)
+    cb = EuclideanCodebook(dim=2, bins=4)
+    cb.training_cfg.kmeans_iters = 0
+    x = torch.randn(64, 2)
+    cb.forward_train(x)
+    with torch.no_grad():  # code 3: far away and never used
+        cb.embedding_sum[3] = torch.tensor([100.0, 100.0])
+        cb.cluster_usage[3] = 1e-3
+    _, codes, stats = cb.forward_train(x, replace_dead=True)
+    assert stats["replaced"] >= 1
+    c3 = cb.embedding[3]
+    assert float((x - c3).norm(dim=-1).min()) < 1e-4  # now a vector of the batch
+
+
+def test_straight_through_and_commitment_give_encoder_gradients():
+    torch.manual_seed(0)
+    q = SplitResidualVectorQuantizer(8, 4, n_q=3, bins=16)
+    x = torch.randn(2, 8, 10, requires_grad=True)
+    res = q.forward_train(x)
+    assert res.codes.shape == (2, 3, 10)
+    (res.x.pow(2).mean() + res.commitment).backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    assert q.rvq_first.input_proj.weight.grad is not None
+
+
+def test_inference_unchanged_and_train_codes_match_encode():
+    torch.manual_seed(0)
+    codec = Codec(tiny_config())
+    wav = 0.1 * torch.randn(2, 1, 3840)
+    codec.train()
+    codec(wav)  # initialises and updates the codebooks
+    codec.eval()
+    with torch.no_grad():
+        before = codec.encode(wav)
+        z = codec.encode_latent(wav)
+        codes_train = codec.quantizer.forward_train(z, update=False).codes
+        codec.train()
+        codec(wav, update_codebooks=False)  # train-mode forward that leaves the codebooks alone
+        codec.eval()
+        after = codec.encode(wav)
+    assert torch.equal(before, after)
+    assert torch.equal(codes_train, before)
