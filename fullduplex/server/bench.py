@@ -1,0 +1,98 @@
+"""``fullduplex bench serve``: how many concurrent real-time sessions one server process holds.
+
+For N = 1, 2, ... sessions, time the work the server does every 80 ms tick: decode each session's
+incoming Ogg/Opus frame, step all N sessions in one batched call (codec encode, LM step, codec
+decode), encode each session's output frame to Ogg/Opus. A session count is real time when the
+p99 tick time is under one frame (80 ms). Sockets are not included (they cost well under a
+millisecond per frame on localhost).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+
+def _opus_frames(n: int, frame: int = 1920) -> list[bytes]:
+    import sphn
+
+    t = np.arange(n * frame) / 24_000
+    x = (0.2 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2).astype(np.float32)
+    w = sphn.OpusStreamWriter(24_000)
+    return [w.append_pcm(x[k * frame:(k + 1) * frame]) for k in range(n)]
+
+
+def time_ticks(system, frames: int, warmup: int = 3) -> list[float]:
+    """Milliseconds per tick for ``frames`` ticks of a batched system with every session active."""
+    import sphn
+
+    B, F = system.batch_size, system.frame_size
+    pages = _opus_frames(frames + warmup + 2)
+    readers = [sphn.OpusStreamReader(24_000) for _ in range(B)]
+    writers = [sphn.OpusStreamWriter(24_000) for _ in range(B)]
+    pending = [np.zeros(0, dtype=np.float32) for _ in range(B)]
+    system.reset()
+    times = []
+    for k in range(frames + warmup):
+        t0 = time.perf_counter()
+        user = np.zeros((B, F), dtype=np.float32)
+        for i in range(B):
+            pcm = np.concatenate([pending[i], readers[i].append_bytes(pages[k])])
+            n = min(F, pcm.shape[0])
+            user[i, :n] = pcm[:n]
+            pending[i] = pcm[n:]
+        out = system.step(user)
+        for i in range(B):
+            writers[i].append_pcm(out[i].audio)
+        if k >= warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def bench_serve(system: str = "random", checkpoint: str | None = None, max_sessions: int = 8, frames: int = 40,
+                threads: int | None = None, int8: bool = True) -> dict:
+    from ..systems.build import default_parts, load_parts, random_parts
+    from ..systems.model import BatchedModelSystem
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    load_before = os.getloadavg()[0]
+    if checkpoint:
+        parts = load_parts(checkpoint)
+    elif system == "default":
+        parts = default_parts()
+    elif system in ("random", "random-tiny"):
+        parts = random_parts("default" if system == "random" else "tiny")
+    else:
+        raise ValueError(f"bench serve runs a local model: --system random | random-tiny | default, not {system!r}")
+    lm_params = sum(p.numel() for p in parts.lm.parameters())
+    if int8:
+        from ..lm.quantize import quantize_int8
+
+        quantize_int8(parts.lm)  # once, shared by every batch size below
+    res: dict = {"system": parts.name, "lm_params": lm_params,
+                 "codec_params": sum(p.numel() for p in parts.codec.parameters()),
+                 "lm_int8": int8, "frame_ms": 80.0, "statistic": "tick time p99 over timed ticks", "per_sessions": {}}
+    realtime = 0
+    for n in range(1, max_sessions + 1):
+        sys_n = BatchedModelSystem(parts, n, sampling={"seed": 0})
+        ms = time_ticks(sys_n, frames)
+        p50, p99 = float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+        res["per_sessions"][n] = {"p50_ms": round(p50, 1), "p99_ms": round(p99, 1)}
+        if n == 1:
+            res["p99_ms_one_session"] = round(p99, 1)
+            res["p50_ms_one_session"] = round(p50, 1)
+        sys_n.close()
+        if p99 < 80.0:
+            realtime = n
+        elif p50 > 80.0 or n > realtime + 1:  # clearly past real time: larger batches only take longer
+            break
+    res["realtime_sessions"] = realtime
+    res["conditions"] = {"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+                         "machine": platform.machine(), "torch": torch.__version__, "frames": frames,
+                         "loadavg_1min_before": round(load_before, 2), "loadavg_1min_after": round(os.getloadavg()[0], 2)}
+    return res

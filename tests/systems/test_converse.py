@@ -1,0 +1,63 @@
+import json
+
+import numpy as np
+import soundfile as sf
+
+from fullduplex.audio import write
+from fullduplex.cli import main
+from fullduplex.systems.converse import converse, converse_folder
+from fullduplex.systems.model import ModelSystem
+from fullduplex.systems.registry import EchoSystem
+
+F = 1920
+
+
+def test_time_alignment_with_the_echo_system():
+    """Output sample t is what the system said at t having heard input before t: echo = input one frame later."""
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, 5 * F + 700).astype(np.float32)
+    out, text, stats = converse(EchoSystem(), x)
+    assert out.shape == x.shape  # as long as the input
+    assert not out[:F].any()     # the first frame is silence
+    np.testing.assert_array_equal(out[F:], x[:-F])
+    assert stats["frames"] == 6 and text == []
+
+
+def test_converse_file_writes_stereo_and_timed_text(tiny_parts, tmp_path, sample_wav):
+    out = tmp_path / "out.wav"
+    res = converse_file_model(tiny_parts, sample_wav, out)
+    y, sr = sf.read(out)
+    x, sr_in = sf.read(sample_wav)
+    assert sr == 24_000 and y.shape == (len(x), 2)
+    np.testing.assert_allclose(y[:, 1], x, atol=1 / 16384)  # right = the user
+    assert not y[:F, 0].any()                               # left = the system, silent in frame 0
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert doc["text"] == res["text"]
+    for c in doc["chunks"]:
+        assert c["start"] >= 0.08 and abs(c["end"] - c["start"] - 0.08) < 1e-6 and c["text"]
+
+
+def converse_file_model(parts, inp, out):
+    from fullduplex.systems.converse import converse_file
+
+    return converse_file(ModelSystem(parts, sampling={"seed": 0}), inp, out)
+
+
+def test_batch_folder_full_duplex_bench_layout(tmp_path):
+    for i, sr in enumerate((16_000, 24_000)):
+        d = tmp_path / f"item{i}"
+        d.mkdir()
+        write(d / "input.wav", np.zeros(int(1.3 * sr), np.float32) + 0.01, sr)
+    res = converse_folder(EchoSystem(), tmp_path)
+    assert len(res) == 2
+    for i in range(2):
+        y, sr = sf.read(tmp_path / f"item{i}" / "output.wav")
+        assert sr == 24_000 and y.ndim == 1 and abs(len(y) / sr - 1.3) < 1e-3  # same duration, mono
+        assert (tmp_path / f"item{i}" / "output_text.json").exists()
+
+
+def test_cli_converse(tmp_path, sample_wav, capsys):
+    out = tmp_path / "o.wav"
+    assert main(["converse", str(sample_wav), "-o", str(out), "--system", "echo", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["output"] == str(out) and out.exists()
+    assert main(["converse", str(sample_wav), "-o", str(out), "--system", "nonsense"]) == 2

@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+import torch
+
+from fullduplex.systems import BatchedDuplexSystem, DuplexSystem
+from fullduplex.systems.build import default_model_path, load_parts, random_parts, save_parts
+from fullduplex.systems.model import BatchedModelSystem, ModelSystem, sampling_settings
+from fullduplex.systems.registry import EchoSystem, make_system
+
+F = 1920
+
+
+def _noise(n, seed=0):
+    return (0.1 * np.random.default_rng(seed).standard_normal((n, F))).astype(np.float32)
+
+
+def test_interfaces(tiny_parts):
+    assert isinstance(ModelSystem(tiny_parts), DuplexSystem)
+    assert isinstance(BatchedModelSystem(tiny_parts, 2), BatchedDuplexSystem)
+    assert isinstance(EchoSystem(), DuplexSystem)
+
+
+def test_first_frame_is_silence_then_audio_frames(tiny_parts):
+    s = ModelSystem(tiny_parts, sampling={"seed": 0})
+    s.reset()
+    x = _noise(6)
+    frames = [s.step(x[k]) for k in range(6)]
+    assert all(f.audio.shape == (F,) and f.audio.dtype == np.float32 for f in frames)
+    assert not frames[0].audio.any() and frames[0].text == ""  # Moshi's first step returns nothing
+    assert any(f.audio.any() for f in frames[1:])
+    assert all(np.isfinite(f.audio).all() for f in frames)
+    assert all(isinstance(f.text, str) for f in frames)
+
+
+def test_wrong_shapes_are_explicit_errors(tiny_parts):
+    s = BatchedModelSystem(tiny_parts, 2)
+    with pytest.raises(ValueError, match=r"\[2, 1920\]"):
+        s.step(np.zeros((1, F), np.float32))
+    with pytest.raises(IndexError):
+        s.reset(5)
+    with pytest.raises(ValueError, match="unknown sampling"):
+        sampling_settings({"temperature": 1.0})
+
+
+def test_resetting_one_session_leaves_the_others_alone(tiny_parts):
+    """Session 0's output is identical whether or not session 1 restarts midway."""
+    x = np.stack([_noise(10, 1), _noise(10, 2)], axis=1)  # [T, B, F]
+    outs = []
+    for reset_at in (None, 4):
+        s = BatchedModelSystem(tiny_parts, 2, sampling={"seed": 7})
+        s.reset()
+        rows = []
+        for t in range(10):
+            if t == reset_at:
+                s.reset(1)
+            fr = s.step(x[t])
+            rows.append((fr[0].audio, fr[0].info["token"], fr[1].audio))
+        outs.append(rows)
+    for (a0, t0, _), (b0, u0, _) in zip(*outs):
+        np.testing.assert_allclose(a0, b0, atol=1e-5)
+        assert t0 == u0
+    assert not outs[1][4][2].any()  # the restarted session's first frame is silence again
+
+
+def test_batched_matches_single_session_greedy(tiny_parts):
+    greedy = {"use_sampling": False}
+    single = ModelSystem(tiny_parts, sampling=greedy)
+    batched = BatchedModelSystem(tiny_parts, 3, sampling=greedy)
+    single.reset(), batched.reset()
+    x = _noise(6, 3)
+    for t in range(6):
+        a = single.step(x[t])
+        b = batched.step(np.stack([x[t], _noise(1, 10 + t)[0], x[t]]), active=[True, True, True])
+        np.testing.assert_allclose(a.audio, b[0].audio, atol=1e-4)
+        np.testing.assert_allclose(b[0].audio, b[2].audio, atol=1e-5)
+        assert a.text == b[0].text == b[2].text
+
+
+def test_checkpoint_folder_roundtrip(tiny_parts, tmp_path):
+    greedy = {"use_sampling": False}
+    tiny_parts.sampling = {"temp": 0.6}
+    save_parts(tiny_parts, tmp_path / "sys")
+    tiny_parts.sampling = {}
+    loaded = load_parts(tmp_path / "sys")
+    assert loaded.sampling == {"temp": 0.6} and loaded.tokenizer is not None
+    a, b = ModelSystem(tiny_parts, sampling=greedy), ModelSystem(loaded, sampling=greedy)
+    a.reset(), b.reset()
+    for x in _noise(4, 5):
+        fa, fb = a.step(x), b.step(x)
+        np.testing.assert_allclose(fa.audio, fb.audio, atol=1e-5)
+        assert fa.text == fb.text
+    with pytest.raises(FileNotFoundError, match="codec/ and lm/"):
+        load_parts(tmp_path)
+
+
+def test_default_system_says_none_is_bundled_yet():
+    if (default_model_path() / "lm").is_dir():
+        pytest.skip("a default model is bundled")
+    with pytest.raises(FileNotFoundError, match="no default duplex model is bundled yet"):
+        make_system("default")
+
+
+@pytest.mark.slow
+def test_default_size_model_steps():
+    """The untrained model of the default's intended size: SmolLM2-135M's temporal shape, small codec."""
+    torch.set_num_threads(1)
+    parts = random_parts("default")
+    c = parts.lm.cfg
+    assert (c.dim, c.num_layers, c.num_heads, c.kv_repeat, c.dep_q) == (576, 30, 9, 3, 8)
+    assert parts.codec.cardinality == c.card
+    s = BatchedModelSystem(parts, 2, int8=True)
+    s.reset()
+    frames = [s.step(_noise(2, t)) for t in range(3)]
+    assert all(f.audio.shape == (F,) for fr in frames for f in fr)
+    assert any(f.audio.any() for f in frames[-1])
