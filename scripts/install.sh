@@ -17,6 +17,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# --- headless Chromium: the end-to-end test of the browser client (tests/server/test_browser.py) ---
+if ! command -v chromium >/dev/null && [ "${FULLDUPLEX_NO_BROWSER:-0}" != "1" ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium \
+    || echo "install.sh: chromium not installed; the browser test will be skipped" >&2
+fi
+
 # --- optional voices from Debian contrib/non-free: mbrola diphone voices and SVOX pico -------
 # (more distinct users for `data synth`; everything works without them)
 NONFREE_PACKAGES=(mbrola mbrola-us1 mbrola-us2 mbrola-us3 libttspico-utils)
