@@ -75,7 +75,7 @@ class CascadeSystem:
     frame_size = 1_920
     KEEP_S = 8.0  # user audio kept outside a turn (to open one late, after a barge-in)
 
-    def __init__(self, cfg: CascadeConfig | None = None, llm=None):
+    def __init__(self, cfg: CascadeConfig | None = None, llm=None, warmup: bool = True):
         self.cfg = cfg or CascadeConfig()
         if llm is None:
             llm = self._default_llm()
@@ -88,6 +88,8 @@ class CascadeSystem:
         self._smart = None
         if self.cfg.turn_detector == "smart":
             self.smart_turn()  # load now: a missing model is an error at start, not mid-conversation
+        if warmup:  # else the first reply pays for loading the engines
+            self.warmup()
         self.reset()
 
     def _default_llm(self):
@@ -131,10 +133,17 @@ class CascadeSystem:
             offsets = [(0, w) for w in words(text)]
         return resample(x, sr, self.sample_rate).astype(np.float32), offsets
 
+    def close(self, timeout: float = 10.0) -> None:
+        """Cancel the reply in flight and wait for its worker (call before the process exits)."""
+        for worker in (getattr(self, "_reply", None), getattr(self, "_check", None)):
+            if worker is not None:
+                if hasattr(worker, "cancel"):
+                    worker.cancel()
+                worker.join(timeout)
+
     # ------------------------------------------------------------------ the frame loop
     def reset(self) -> None:
-        if getattr(self, "_reply", None) is not None:
-            self._reply.cancel()
+        self.close()
         self._vad.reset()
         self._n = 0  # frames seen
         self._audio = np.zeros(0, np.float32)  # the user's audio of the open turn (+ pre-roll)
@@ -339,3 +348,49 @@ def _synthesize_untimed(text: str, voice, cfg: CascadeConfig):
     x = np.asarray(x, np.float32)
     x = x * (10 ** ((tts.REF_RMS_DB + cfg.gain_db) / 20) / np.sqrt(np.mean(x ** 2) + 1e-12))
     return x, sr, None
+
+
+def cascade_from_name(name: str, realtime: bool = False, llm=None) -> CascadeSystem:
+    """``cascade[:DETECTOR][@URL]`` -> a CascadeSystem, e.g. ``cascade:smart`` (or ``cascade-smart``),
+    ``cascade@http://localhost:8000/v1`` (an OpenAI-compatible endpoint; model name from
+    ``$FULLDUPLEX_CASCADE_MODEL``, default "default")."""
+    import os
+
+    if not (name == "cascade" or name.startswith(("cascade:", "cascade-", "cascade@"))):
+        raise ValueError(f"not a cascade system name: {name!r}")
+    rest = name[len("cascade"):]
+    url = None
+    if "@" in rest:
+        rest, url = rest.split("@", 1)
+    detector = rest[1:] if rest[:1] in (":", "-") else "silence"
+    cfg = CascadeConfig(turn_detector=detector, llm_url=url, realtime=realtime,
+                        llm_model=os.environ.get("FULLDUPLEX_CASCADE_MODEL", "default"))
+    return CascadeSystem(cfg, llm=llm)
+
+
+class BatchedCascade:
+    """N independent cascade conversations stepped together (what the server drives); one LLM."""
+
+    sample_rate = CascadeSystem.sample_rate
+    frame_size = CascadeSystem.frame_size
+
+    def __init__(self, name: str, batch_size: int, realtime: bool = True):
+        first = cascade_from_name(name, realtime=realtime)
+        self.sessions = [first] + [cascade_from_name(name, realtime=realtime, llm=first.llm)
+                                   for _ in range(batch_size - 1)]
+        self.batch_size = batch_size
+
+    def reset(self, index: int | None = None) -> None:
+        for i, s in enumerate(self.sessions):
+            if index is None or i == index:
+                s.reset()
+
+    def step(self, user: np.ndarray, active=None) -> list[Frame]:
+        user = np.asarray(user, dtype=np.float32).reshape(self.batch_size, -1)
+        out = []
+        for i, s in enumerate(self.sessions):
+            if active is None or active[i]:
+                out.append(s.step(user[i]))
+            else:
+                out.append(Frame(np.zeros(self.frame_size, np.float32)))
+        return out

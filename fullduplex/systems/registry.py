@@ -4,6 +4,7 @@
     random         untrained model of the default's intended size (benchmarks, plumbing)
     random-tiny    a very small untrained model (tests, demos)
     echo           returns the user's audio one frame later (no model; checks the plumbing)
+    cascade[:silence|smart|text][@URL]   the VAD → ASR → LLM → TTS baseline (systems/cascade.py)
     ws://HOST:PORT/api/chat   any server speaking Moshi's WebSocket protocol (RemoteSystem)
 
 ``--checkpoint DIR`` (a model-system checkpoint folder) overrides the model of ``default``.
@@ -67,6 +68,10 @@ def make_system(name: str = "default", checkpoint: str | None = None, sampling: 
         return RemoteSystem(name)
     if name == "echo":
         return EchoSystem()
+    if name.startswith("cascade"):
+        from .cascade import cascade_from_name
+
+        return cascade_from_name(name, realtime=False)  # offline runs simulate the processing time
     from .model import ModelSystem
 
     return ModelSystem(_parts(name, checkpoint, seed), sampling=sampling, int8=int8)
@@ -78,6 +83,10 @@ def make_batched_system(name: str, batch_size: int, checkpoint: str | None = Non
     _threads(threads)
     if name == "echo":
         return EchoSystem(batch_size)
+    if name.startswith("cascade"):
+        from .cascade import BatchedCascade
+
+        return BatchedCascade(name, batch_size, realtime=True)  # served live: never wait for a worker
     if name.startswith(("ws://", "wss://")):
         raise ValueError("a remote system cannot be served again; serve a local model")
     from .model import BatchedModelSystem
