@@ -225,3 +225,43 @@ def test_client_that_stops_reading_is_dropped_and_memory_stays_bounded():
 
     with serving(EchoSystem(batch_size=2), send_stall_s=2.0, max_messages_per_s=1000) as (host, app):
         asyncio.run(main(host, app[ENGINE]))
+
+
+def test_message_rate_limit():
+    async def main(host):
+        async with aiohttp.ClientSession() as s:
+            ws, _ = await _connect(s, host)
+            for _ in range(30):
+                await ws.send_bytes(P.pack(P.PING))
+            assert b"messages per second" in (await _next_of(ws, P.ERROR))
+            assert await _next_of(ws, P.AUDIO, timeout=5) is None
+            assert ws.close_code == 1008
+            await _healthy(s, host)
+
+    with serving(EchoSystem(batch_size=1), max_messages_per_s=10) as (host, app):
+        asyncio.run(main(host))
+
+
+def test_metrics_in_prometheus_format():
+    async def main(host):
+        async with aiohttp.ClientSession() as s:
+            ws, _ = await _connect(s, host)
+            for page in opus_pages(tone(0.8)):
+                await ws.send_bytes(P.pack(P.AUDIO, page))
+            for _ in range(5):
+                await _next_of(ws, P.AUDIO)
+            async with s.get(f"http://{host}/metrics") as r:
+                assert r.status == 200 and r.content_type == "text/plain"
+                text = await r.text()
+            await ws.close()
+            return text
+
+    with serving(EchoSystem(batch_size=2)) as (host, app):
+        text = asyncio.run(main(host))
+    lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    values = {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in lines}
+    assert values["fullduplex_sessions_active"] == 1 and values["fullduplex_sessions_max"] == 2
+    assert values["fullduplex_ticks_total"] > 0
+    for key in ("frame_ms_p50", "frame_ms_p99", "dropped_in", "dropped_out", "lag_ms", "underruns"):
+        assert any(k.startswith(f"fullduplex_session_{key}{{session=") for k in values), key
+    assert "# TYPE fullduplex_step_ms_p99 gauge" in text
