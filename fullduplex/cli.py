@@ -112,6 +112,16 @@ def _add_data(sub) -> None:
     q.add_argument("dir")
     q.set_defaults(func=_data_validate)
 
+    q = dsub.add_parser("tokenize", help="dataset -> LM training shards (codec tokens + the assistant's text stream)")
+    q.add_argument("dir")
+    q.add_argument("--codec", default=None, help="codec checkpoint folder (default: the bundled codec)")
+    q.add_argument("--tokenizer", default="smollm2", help="smollm2, or a tokenizer file (.model / .json)")
+    q.add_argument("--out", required=True)
+    q.add_argument("--segment-s", type=float, default=30.0, help="window length in seconds")
+    q.add_argument("--items-per-shard", type=int, default=16)
+    q.add_argument("--shard", default=None, help="I/N: make only shard files k with k %% N == I")
+    q.set_defaults(func=_data_tokenize)
+
 
 def _data_synth(a) -> int:
     from .data.shard import parse_shard
@@ -155,6 +165,15 @@ def _data_export_lhotse(a) -> int:
     from .data.lhotse_export import export_lhotse
 
     _print_json([str(p) for p in export_lhotse(a.dir, a.out)])
+    return 0
+
+
+def _data_tokenize(a) -> int:
+    from .data.shard import parse_shard
+    from .data.tokenize import tokenize_dataset
+
+    _print_json(tokenize_dataset(a.dir, a.codec, a.tokenizer, a.out, segment_s=a.segment_s,
+                                 items_per_shard=a.items_per_shard, shard=parse_shard(a.shard)))
     return 0
 
 
@@ -408,6 +427,60 @@ def _eval_suite(a) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- train
+def _add_train(sub) -> None:
+    """`fullduplex train codec|lm --config FILE [--resume]` and `train eval-codec`."""
+    p = sub.add_parser("train", help="train the codec or the LM (single process or under torchrun)")
+    tsub = p.add_subparsers(dest="train_cmd", required=True)
+    for kind in ("codec", "lm"):
+        q = tsub.add_parser(kind, help=f"train the {kind} from a YAML/JSON config (fullduplex/train/configs/)")
+        q.add_argument("--config", required=True, help="config file, or the name of a bundled one (e.g. codec_debug)")
+        q.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
+        q.add_argument("--out-dir", default=None, help="override the config's out_dir")
+        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key, e.g. --set optim.lr=1e-4 --set codec.data=data/synth")
+        q.set_defaults(func=_train_run, kind=kind)
+    q = tsub.add_parser("eval-codec", help="STOI / PESQ-wb / mel distance of a codec on held-out voices")
+    q.add_argument("--checkpoint", default=None, help="codec checkpoint folder (default: the bundled codec)")
+    q.add_argument("--data", required=True, help="conversation dataset folder")
+    q.add_argument("--voices", nargs="+", required=True, help="evaluate the channels spoken by these voices")
+    q.add_argument("--clips", type=int, default=20)
+    q.add_argument("--seconds", type=float, default=4.0)
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=_train_eval_codec)
+
+
+def _train_run(a) -> int:
+    from .train.config import load_config, parse_override
+    from .train.loop import train
+
+    overrides = dict(parse_override(x) for x in a.set)
+    if a.out_dir:
+        overrides["out_dir"] = a.out_dir
+    overrides.setdefault("kind", a.kind)
+    cfg = load_config(_config_path(a.config), overrides)
+    if cfg.kind != a.kind:
+        raise ValueError(f"config kind is {cfg.kind!r} but the command is `train {a.kind}`")
+    _print_json(train(cfg, resume=a.resume))
+    return 0
+
+
+def _config_path(name: str) -> str:
+    from pathlib import Path
+
+    if Path(name).exists():
+        return name
+    bundled = Path(__file__).parent / "train" / "configs" / f"{name}.yaml"
+    return str(bundled) if bundled.exists() else name
+
+
+def _train_eval_codec(a) -> int:
+    from .train.codec_eval import evaluate_codec
+
+    _print_json(evaluate_codec(a.checkpoint, a.data, a.voices, clips=a.clips, seconds=a.seconds, seed=a.seed))
+    return 0
+
+
 # --------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
@@ -423,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_converse(sub)
     _add_serve(sub)
     _add_eval(sub)
+    _add_train(sub)
     return p
 
 

@@ -1,0 +1,156 @@
+"""Training configurations: dataclasses with defaults, read from YAML or JSON files.
+
+A config file holds a flat mapping for the run plus nested mappings for the sections below, e.g.
+
+    kind: codec
+    out_dir: runs/codec-small
+    steps: 20000
+    optim: {lr: 3.0e-4, warmup_steps: 500}
+    codec: {preset: small, data: data/synth, segment_s: 1.0}
+
+Unknown keys are errors (a typo never silently falls back to a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.1
+    eps: float = 1e-8
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1          # cosine decay from lr to lr * min_lr_ratio at the last step
+    grad_clip: float = 1.0             # max global gradient norm (0: off)
+
+
+@dataclass
+class CodecObjectiveConfig:
+    preset: str = "small"              # codec/config.py presets: small | tiny | mimi
+    model: dict = field(default_factory=dict)  # CodecConfig overrides
+    init: str | None = None            # start from this codec checkpoint folder
+    data: str | None = None            # conversation dataset folder (manifest.jsonl)
+    holdout_voices: list[str] = field(default_factory=list)  # channels spoken by these voices are not used
+    segment_s: float = 1.0             # training crop length (seconds)
+    # loss weights
+    mel_weight: float = 1.0
+    wav_weight: float = 0.1
+    commitment_weight: float = 1.0
+    adversarial: bool = False          # multi-scale STFT discriminator + feature matching
+    adv_weight: float = 1.0
+    feat_weight: float = 2.0
+    disc_start_step: int = 0
+    disc_lr: float | None = None       # default: optim.lr
+    disc_filters: int = 32
+    # quantizer
+    quantizer_dropout: float = 0.5     # probability that a batch uses a random number of codebooks
+    no_quantization_rate: float = 0.5  # per-sample probability to decode the unquantized latent
+    ema_decay: float = 0.99
+    kmeans_iters: int = 50
+    dead_code_every: int = 5           # steps between dead-code replacements
+    # semantic distillation of the first codebook: no offline torch teacher here (see codec_objective)
+    distill: str | None = None
+
+
+@dataclass
+class LMObjectiveConfig:
+    shards: str | None = None          # folder of `data tokenize` shards
+    init: str = "config"               # config | smollm2 | <LM checkpoint folder>
+    model: dict = field(default_factory=dict)  # LMConfig (init=config) or overrides (init=smollm2)
+    text_padding_weight: float = 0.5
+    first_codebook_weight: float = 1.0
+    lora: bool = False                 # train LoRA adapters on the temporal transformer only
+    lora_rank: int = 64
+    lora_scaling: float = 2.0
+    train_embeddings: bool = True      # with LoRA: also train the audio embeddings, depformer and heads
+    base_dtype: str = "fp32"           # with LoRA: fp32 | bf16 for the frozen temporal transformer
+
+
+@dataclass
+class TrainConfig:
+    kind: str = "codec"                # codec | lm
+    out_dir: str = "runs/debug"
+    seed: int = 0
+    steps: int = 1000
+    batch_size: int = 8                # global batch (split over processes)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    precision: str = "auto"            # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
+    ema: float = 0.0                   # decay of an EMA of the weights (0: off)
+    distributed: str = "ddp"           # ddp | fsdp (sharded, for models that do not fit one GPU)
+    log_every: int = 10
+    ckpt_every: int = 500
+    keep_checkpoints: int = 2
+    threads: int = 0                   # torch CPU threads (0: torch's default)
+    progress: bool = True
+    codec: CodecObjectiveConfig = field(default_factory=CodecObjectiveConfig)
+    lm: LMObjectiveConfig = field(default_factory=LMObjectiveConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, d: dict[str, Any], where: str):
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(d).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(fields)}")
+    kwargs = {}
+    for k, v in d.items():
+        sub = {"optim": OptimConfig, "codec": CodecObjectiveConfig, "lm": LMObjectiveConfig}.get(k)
+        if sub is not None and cls is TrainConfig:
+            v = _build(sub, v or {}, f"{where}.{k}")
+        elif k == "betas":
+            v = tuple(v)
+        kwargs[k] = v
+    return cls(**kwargs)
+
+
+def config_from_dict(d: dict[str, Any]) -> TrainConfig:
+    cfg = _build(TrainConfig, d, "config")
+    if cfg.kind not in ("codec", "lm"):
+        raise ValueError(f"config.kind must be codec or lm, got {cfg.kind!r}")
+    if cfg.precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"config.precision must be auto, fp32 or bf16, got {cfg.precision!r}")
+    if cfg.distributed not in ("ddp", "fsdp"):
+        raise ValueError(f"config.distributed must be ddp or fsdp, got {cfg.distributed!r}")
+    return cfg
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML (.yaml/.yml) or JSON config file; ``overrides`` are dotted keys ("optim.lr": 1e-3)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no config file {path}")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        d = yaml.safe_load(text) or {}
+    else:
+        d = json.loads(text)
+    for key, value in (overrides or {}).items():
+        node = d
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return config_from_dict(d)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'optim.lr=1e-3' -> ('optim.lr', 0.001); values are parsed as YAML scalars/lists."""
+    if "=" not in text:
+        raise ValueError(f"--set expects key=value, got {text!r}")
+    import yaml
+
+    k, v = text.split("=", 1)
+    return k.strip(), yaml.safe_load(v)

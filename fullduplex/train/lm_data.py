@@ -1,0 +1,61 @@
+"""Batches of LM training windows streamed from the shards of `data tokenize`.
+
+The windows are visited epoch by epoch, each epoch in its own random order drawn from (seed,
+epoch); the global batch of step s holds positions [s x B, (s + 1) x B) of that sequence, so the
+data position of a run is its step. Each process reads only its slice; shard files are opened
+lazily and only the rows needed are read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+
+from ..data.tokenize import META
+
+
+class ShardWindows:
+    def __init__(self, folder: str | Path, batch_size: int, seed: int):
+        self.folder = Path(folder)
+        self.files = sorted(self.folder.glob("shard-*.safetensors"))
+        if not self.files:
+            raise FileNotFoundError(f"{self.folder}: no shard-*.safetensors (run `fullduplex data tokenize` first)")
+        meta = self.folder / META
+        self.meta = json.loads(meta.read_text()) if meta.exists() else {}
+        self.index: list[tuple[int, int]] = []
+        for fi, f in enumerate(self.files):
+            with safe_open(str(f), framework="pt") as h:
+                n = h.get_slice("codes").get_shape()[0]
+            self.index += [(fi, r) for r in range(n)]
+        self.batch_size, self.seed = batch_size, seed
+        self._handles: dict[int, object] = {}
+        self._orders: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _order(self, epoch: int) -> np.ndarray:
+        if epoch not in self._orders:
+            self._orders = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.index))}
+        return self._orders[epoch]
+
+    def positions(self, step: int) -> list[int]:
+        """Window indices of the global batch of ``step``."""
+        n = len(self.index)
+        return [int(self._order(p // n)[p % n]) for p in range(step * self.batch_size, (step + 1) * self.batch_size)]
+
+    def _row(self, i: int) -> torch.Tensor:
+        fi, r = self.index[i]
+        h = self._handles.get(fi)
+        if h is None:
+            h = self._handles[fi] = safe_open(str(self.files[fi]), framework="pt")
+        return h.get_slice("codes")[r:r + 1][0]
+
+    def batch(self, step: int, rank: int = 0, world: int = 1) -> torch.Tensor:
+        per = self.batch_size // world
+        mine = self.positions(step)[rank * per:(rank + 1) * per]
+        return torch.stack([self._row(i) for i in mine]).long()

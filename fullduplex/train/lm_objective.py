@@ -1,0 +1,166 @@
+"""The LM objective: text + audio cross-entropy (lm/loss.py) on `data tokenize` shards.
+
+Model initialisation (``lm.init``):
+  * ``config``  a fresh LMConfig built from ``lm.model`` (the debug model);
+  * ``smollm2`` the temporal transformer, text embedding and head from the bundled SmolLM2-135M
+                (``lm.model`` overrides, e.g. card / n_q / dep_q to match the codec);
+  * a folder    an LM checkpoint (config.json + model.safetensors), e.g. a converted Moshi 7B.
+
+Full fine-tuning trains everything. With ``lm.lora`` the temporal transformer is frozen and LoRA
+adapters are trained on its linear layers (plus, with ``train_embeddings``, everything outside the
+text backbone: audio embeddings, depth transformer, output heads); ``base_dtype: bf16`` keeps the
+frozen weights in bfloat16 so a 7B model fits one GPU. The export is then ``lora.safetensors``
+(adapters + the other trained tensors) next to ``config.json`` and ``lora.json``.
+
+Under DDP each process's loss is rescaled by (its weight sum x world / the global weight sum), so
+the averaged gradient equals that of one process on the whole global batch.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..lm.config import LMConfig
+from ..lm.loss import lm_loss
+from ..lm.model import LMModel
+from .config import TrainConfig
+from .lm_data import ShardWindows
+from .lora import add_lora, save_lora
+from .objective import Objective
+
+BACKBONE = ("text_emb.", "transformer.", "out_norm.", "text_linear.")
+
+
+def build_lm(c) -> tuple[LMModel, str | None]:
+    """(model, tokenizer file or spec to ship with it)."""
+    if c.init == "config":
+        return LMModel(LMConfig.from_dict(dict(c.model))), None
+    if c.init == "smollm2":
+        from ..lm.smollm import smollm2_lm
+
+        model, _ = smollm2_lm(**c.model)
+        return model, "smollm2"
+    from ..lm.loading import TOKENIZER_FILES, load_checkpoint
+
+    if c.model:
+        raise ValueError("lm.model overrides cannot be combined with a checkpoint folder in lm.init")
+    model, _ = load_checkpoint(c.init)
+    tok = next((str(Path(c.init) / n) for n in TOKENIZER_FILES if (Path(c.init) / n).exists()), None)
+    return model.train(), tok
+
+
+class LMObjective(Objective):
+    def __init__(self, cfg: TrainConfig, dist, data: ShardWindows | None = None):
+        self.cfg, c = cfg, cfg.lm
+        self.c, self.dist = c, dist
+        self.model, self.tokenizer = build_lm(c)
+        self.n_lora = 0
+        if c.lora:
+            for name, p in self.model.named_parameters():
+                p.requires_grad_(c.train_embeddings and not name.startswith(BACKBONE))
+            if c.base_dtype == "bf16":
+                for name, p in self.model.named_parameters():
+                    if name.startswith(BACKBONE):
+                        p.data = p.data.to(torch.bfloat16)
+            self.n_lora = add_lora(self.model.transformer, c.lora_rank, c.lora_scaling)
+        if data is None:
+            if not c.shards:
+                raise ValueError("lm.shards: give the folder written by `fullduplex data tokenize`")
+            data = ShardWindows(c.shards, cfg.batch_size, cfg.seed)
+        self.data = data
+        self._check_layout()
+
+    def _check_layout(self) -> None:
+        m, c = getattr(self.data, "meta", None), self.model.cfg
+        if not m:
+            return
+        k = m.get("num_codebooks")
+        if k is not None and (c.n_q != 2 * k or c.dep_q != k):
+            raise ValueError(f"the shards hold {k} codebooks per channel, the LM reads n_q={c.n_q} "
+                             f"(dep_q={c.dep_q}); set lm.model.n_q={2 * k}, dep_q={k}")
+        if m.get("card", 0) > c.card:
+            raise ValueError(f"the shards' codec has {m['card']} codes, the LM's card is {c.card}")
+        if m.get("text_vocab", 0) > c.text_card:
+            raise ValueError(f"the shards' tokenizer has {m['text_vocab']} ids, the LM's text_card is {c.text_card}")
+        for key, ours in (("pad_id", c.existing_text_padding_id), ("epad_id", c.existing_text_end_padding_id)):
+            if key in m and m[key] != ours:
+                raise ValueError(f"the shards use {key}={m[key]}, the LM config {ours}")
+
+    def parts(self) -> dict[str, nn.Module]:
+        return {"model": self.model}
+
+    def state_keys(self, part: str) -> set[str] | None:
+        if not self.c.lora:
+            return None
+        trained = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        return trained | {n for n, _ in self.model.named_buffers()}
+
+    def batch(self, step: int, rank: int, world: int) -> torch.Tensor:
+        return self.data.batch(step, rank, world)
+
+    def _weight_sums(self, codes: torch.Tensor, out) -> tuple[torch.Tensor, torch.Tensor]:
+        """The text and audio weight sums lm_loss normalises by (for the DDP rescaling)."""
+        c = self.model.cfg
+        w = out.mask.float()
+        w[:, 0] *= self.c.first_codebook_weight
+        audio = w.sum()
+        text = torch.zeros((), device=codes.device)
+        if out.text_mask is not None:
+            t = codes[:, :1]
+            wt = out.text_mask.float()
+            is_pad = (t == c.existing_text_padding_id) | (t == c.existing_text_end_padding_id)
+            text = torch.where(is_pad & out.text_mask, wt * self.c.text_padding_weight, wt).sum()
+        return text, audio
+
+    def loss(self, part, modules, batch, step):
+        codes = batch.to(next(self.model.parameters()).device)
+        out = modules["model"](codes)
+        res = lm_loss(self.model, codes, out, self.c.text_padding_weight, self.c.first_codebook_weight)
+        metrics = {"loss": float(res.total.detach()), "audio": float(res.audio.detach())}
+        if res.text is not None:
+            metrics["text"] = float(res.text.detach())
+        loss = res.total
+        if self.dist.enabled:
+            wt, wa = self._weight_sums(codes, out)
+            local = torch.stack([wt, wa]).detach()
+            total = local.clone()
+            torch.distributed.all_reduce(total)
+            scale = local * self.dist.world / total.clamp(min=1e-12)
+            loss = res.audio * scale[1] + (0 if res.text is None else res.text * scale[0])
+        return loss, metrics
+
+    def _tokenizer(self):
+        if self.tokenizer == "smollm2":
+            from ..lm.smollm import load_smollm2_tokenizer
+
+            return load_smollm2_tokenizer()
+        return self.tokenizer  # a tokenizer file path, or None
+
+    def export(self, folder: Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if not self.c.lora:
+            from ..lm.loading import save_checkpoint
+
+            save_checkpoint(self.model, folder, tokenizer=self._tokenizer())
+            return
+        keep = self.state_keys("model") or set()
+        trained = {n: p for n, p in self.model.state_dict().items()
+                   if n in keep and not n.endswith((".lora_A", ".lora_B"))}
+        save_lora(self.model, folder / "lora.safetensors", extra=trained)
+        (folder / "config.json").write_text(json.dumps(self.model.cfg.to_dict(), indent=1) + "\n")
+        (folder / "lora.json").write_text(json.dumps(
+            {"base": self.c.init, "base_overrides": dict(self.c.model), "rank": self.c.lora_rank,
+             "scaling": self.c.lora_scaling, "targets": "transformer (all linear layers)",
+             "layers": self.n_lora}, indent=1) + "\n")
+        tok = self._tokenizer()
+        if isinstance(tok, (str, Path)):
+            src = Path(tok)
+            shutil.copyfile(src, folder / ("tokenizer.model" if src.suffix == ".model" else "tokenizer.json"))
+        elif tok is not None:
+            tok.save(folder / ("tokenizer.json" if tok.hf is not None else "tokenizer.model"))

@@ -1,0 +1,99 @@
+"""Low-rank adapters (LoRA) on the linear layers of a module.
+
+    n = add_lora(model.transformer, rank=64, scaling=2.0)   # base weights frozen
+    save_lora(model, "lora.safetensors")                      # only the adapters
+    merge_lora(model)                                         # fold them into the weights
+
+A :class:`LoRALinear` keeps the base layer's ``weight`` (and ``bias``) under the same names, so the
+model's state-dict keys do not change; it adds ``lora_A`` [rank, in] (random) and ``lora_B``
+[out, rank] (zeros, so training starts from the base model) and computes
+y = x W^T + b + scaling x (x A^T) B^T.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+
+from ..nn.fast import Linear as FastLinear
+
+
+class LoRALinear(nn.Linear):
+    def __init__(self, base: nn.Linear, rank: int, scaling: float):
+        nn.Module.__init__(self)
+        self.in_features, self.out_features = base.in_features, base.out_features
+        self.weight = base.weight
+        self.bias = base.bias
+        self.weight.requires_grad_(False)
+        if self.bias is not None:
+            self.bias.requires_grad_(False)
+        self.rank, self.scaling = rank, scaling
+        dev, dt = base.weight.device, base.weight.dtype
+        self.lora_A = nn.Parameter(torch.empty(rank, self.in_features, device=dev, dtype=torch.float32))
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, rank, device=dev, dtype=torch.float32))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self._base_dtype = dt
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.linear(x, self.weight, self.bias)
+        a = F.linear(x.to(self.lora_A.dtype), self.lora_A)
+        return y + (self.scaling * F.linear(a, self.lora_B)).to(y.dtype)
+
+    @torch.no_grad()
+    def merged_weight(self) -> torch.Tensor:
+        return (self.weight.float() + self.scaling * self.lora_B @ self.lora_A).to(self.weight.dtype)
+
+
+def add_lora(module: nn.Module, rank: int, scaling: float) -> int:
+    """Replace every nn.Linear under ``module`` by a LoRALinear; returns how many were wrapped."""
+    if rank <= 0:
+        raise ValueError(f"LoRA rank must be positive, got {rank}")
+    n = 0
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.Linear) and not isinstance(child, LoRALinear):
+            setattr(module, name, LoRALinear(child, rank, scaling))
+            n += 1
+        else:
+            n += add_lora(child, rank, scaling)
+    return n
+
+
+def lora_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in model.state_dict().items() if k.endswith((".lora_A", ".lora_B"))}
+
+
+def save_lora(model: nn.Module, path, extra: dict[str, torch.Tensor] | None = None) -> None:
+    state = {k: v.detach().contiguous() for k, v in {**lora_state(model), **(extra or {})}.items()}
+    save_file(state, str(path))
+
+
+def load_lora(model: nn.Module, path) -> None:
+    """Load adapters (and any extra tensors saved with them) into a model that has LoRA layers."""
+    state = load_file(str(path))
+    own = model.state_dict()
+    unknown = sorted(set(state) - set(own))
+    if unknown:
+        raise ValueError(f"{path}: tensors {unknown[:4]} are not in the model (add_lora with the same targets first)")
+    model.load_state_dict(state, strict=False)
+
+
+@torch.no_grad()
+def merge_lora(module: nn.Module) -> int:
+    """Fold every adapter into its base weight and put plain linear layers back."""
+    n = 0
+    for name, child in list(module.named_children()):
+        if isinstance(child, LoRALinear):
+            lin = FastLinear(child.in_features, child.out_features, bias=child.bias is not None,
+                            device=child.weight.device, dtype=child.weight.dtype)
+            lin.weight.copy_(child.merged_weight())
+            if child.bias is not None:
+                lin.bias.copy_(child.bias)
+            setattr(module, name, lin)
+            n += 1
+        else:
+            n += merge_lora(child)
+    return n

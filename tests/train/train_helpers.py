@@ -1,0 +1,79 @@
+"""Helpers of the training tests: a fake conversation dataset, random LM shards, debug configs."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from fullduplex.train.config import config_from_dict, load_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "fullduplex" / "train" / "configs"
+
+
+def make_dataset(root: Path, items: int = 2, seconds: float = 3.0, seed: int = 0) -> Path:
+    """Stereo 24 kHz items of harmonic 'speech' with word alignments and voices, in the dataset format."""
+    from fullduplex.data.format import Item, append_manifest, write_item
+
+    rng = np.random.default_rng(seed)
+    sr = 24_000
+    t = np.arange(int(seconds * sr)) / sr
+    entries = []
+    for i in range(items):
+        chans = []
+        for ch in range(2):
+            f0 = 100 + 60 * ch + 20 * i
+            env = (np.sin(2 * np.pi * 2.5 * t + ch) > 0).astype(np.float32)
+            x = sum(np.sin(2 * np.pi * f0 * k * t * (1 + 0.05 * np.sin(2 * np.pi * 0.7 * t))) / k for k in range(1, 6))
+            chans.append((0.1 * env * x + 0.003 * rng.standard_normal(t.shape)).astype(np.float32))
+        words = []
+        for k, s in enumerate(np.arange(0.1, seconds - 0.5, 0.4)):
+            spk = "SPEAKER_MAIN" if k % 2 == 0 else "SPEAKER_OTHER"
+            words.append((["hello", "there", "how", "are", "you"][k % 5], (float(s), float(s) + 0.3), spk))
+        item = Item(np.stack(chans), words, {"voices": {"SPEAKER_MAIN": "voice-a", "SPEAKER_OTHER": f"voice-{'bc'[i % 2]}"}})
+        entries.append(write_item(root, f"audio/{i:06d}.wav", item))
+    append_manifest(root, entries)
+    return root
+
+
+def make_shards(folder: Path, windows: int = 12, frames: int = 16, seed: int = 0) -> Path:
+    """Random shards with the layout of `data tokenize` for the lm_debug model (1 text + 2 + 2 codebooks)."""
+    g = torch.Generator().manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(2):
+        n = windows // 2
+        text = torch.randint(0, 64, (n, 1, frames), generator=g)
+        text[:, :, ::3] = 3  # PAD
+        audio = torch.randint(0, 32, (n, 4, frames), generator=g)
+        codes = torch.cat([text, audio], 1).to(torch.int32)
+        save_file({"codes": codes, "item": torch.arange(n, dtype=torch.int32)}, str(folder / f"shard-{k:05d}.safetensors"))
+    (folder / "tokenize.json").write_text(json.dumps({"num_codebooks": 2, "card": 32, "text_vocab": 64,
+                                                      "pad_id": 3, "epad_id": 0}))
+    return folder
+
+
+def codec_cfg(out: Path, dataset: Path, **over):
+    d = {"out_dir": str(out), "codec.data": str(dataset), "progress": False, "threads": 1}
+    d.update(over)
+    return load_config(CONFIGS / "codec_debug.yaml", d)
+
+
+def lm_cfg(out: Path, shards: Path, **over):
+    d = {"out_dir": str(out), "lm.shards": str(shards), "progress": False, "threads": 1}
+    d.update(over)
+    return load_config(CONFIGS / "lm_debug.yaml", d)
+
+
+class FixedBatch:
+    """The same global batch at every step (to check that the loss goes down)."""
+
+    def __init__(self, source, step: int = 0):
+        self.source, self.step = source, step
+        self.voices = getattr(source, "voices", None)
+
+    def batch(self, step, rank=0, world=1):
+        return self.source.batch(self.step, rank, world)
+
+
+__all__ = ["FixedBatch", "codec_cfg", "config_from_dict", "lm_cfg", "make_dataset", "make_shards"]
