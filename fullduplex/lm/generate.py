@@ -456,4 +456,6 @@ class LMGen:
             logits = head(x if norm is None else norm(x))[:, 0]
             prev = sample_token(logits, self.use_sampling, self.temp, self.top_k, self.generator)
             out.append(prev)
+        if not out:  # no audio generated (a text-only model)
+            return torch.zeros(B, 0, dtype=torch.long, device=h.device)
         return torch.stack(out, dim=1)

@@ -176,7 +176,7 @@ class LMModel(StreamingContainer):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.emb[0].weight.dtype
+        return self.out_norm.alpha.dtype if hasattr(self.out_norm, "alpha") else self.out_norm.weight.dtype
 
     def initial_tokens(self) -> torch.Tensor:
         """long [1, K, 1]: the token every stream reads before its first code."""
@@ -205,11 +205,13 @@ class LMModel(StreamingContainer):
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [B, K, T] (delayed layout) -> summed embeddings [B, T, dim]."""
         a = self.cfg.audio_offset
-        x = self.emb[0](tokens[:, a])
-        for k in range(1, self.cfg.n_q):
-            x = x + self.emb[k](tokens[:, a + k])
+        x = None
+        for k in range(self.cfg.n_q):
+            e = self.emb[k](tokens[:, a + k])
+            x = e if x is None else x + e
         if self.text_emb is not None:
-            x = x + self.text_emb(tokens[:, 0])
+            e = self.text_emb(tokens[:, 0])
+            x = e if x is None else x + e
         return x
 
     def forward_temporal(self, tokens: torch.Tensor, positions: torch.Tensor | None = None
@@ -244,6 +246,8 @@ class LMModel(StreamingContainer):
         """targets [B, K, T] (delayed layout, step t's own codes), h [B, T, dim] -> logits [B, dep_q, T, card]."""
         c = self.cfg
         B, _, T = targets.shape
+        if c.dep_q == 0:
+            return h.new_zeros(B, 0, T, c.card)
         inputs = []
         for cb in range(c.dep_q):
             x = self.depformer_in[self.depformer_in_index(cb)](h)

@@ -156,3 +156,15 @@ def test_moshiko_7b_config_has_kyutais_parameter_names_and_shapes():
     mine = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
     assert mine == theirs
     assert sum(v.numel() for v in ours.state_dict().values()) == 7_687_729_152
+
+
+def test_text_only_model_without_audio_streams():
+    """n_q = dep_q = 0: a plain text LM (how the cascade baseline runs the SmolLM2 backbone)."""
+    cfg = LMConfig(n_q=0, dep_q=0, delays=[0], text_card=50, dim=32, num_heads=2, num_layers=1, context=16,
+                   gating="silu", norm="rms_norm", positional_embedding="rope", depformer_num_layers=0)
+    model = LMModel(cfg).eval()
+    out = model(torch.randint(0, 50, (1, 1, 6)))
+    assert out.text_logits.shape == (1, 1, 6, 50) and out.logits.shape[1] == 0
+    gen = LMGen(model, use_sampling=False)
+    with gen.streaming(1):
+        assert gen.step(torch.zeros(1, 0, 1, dtype=torch.long)).shape == (1, 1, 1)
