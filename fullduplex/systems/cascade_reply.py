@@ -60,16 +60,16 @@ class ReplyTimings:
         return d
 
 
-def split_sentences(text: str, final: bool) -> tuple[list[str], str]:
-    """Complete sentences at the start of ``text`` and the rest. A long clause (12+ words) counts as a
-    sentence so that speech can start sooner; with ``final`` the rest is a sentence too."""
+def split_sentences(text: str, final: bool, first: bool = False) -> tuple[list[str], str]:
+    """Complete sentences at the start of ``text`` and the rest. A clause ending in , ; or : counts as
+    a sentence when it is long (12+ words) or, with ``first`` (nothing said yet), 4+ words, so that
+    speech starts sooner; with ``final`` the rest is a sentence too."""
     out = []
     while True:
         m = _SENTENCE_END.search(text)
         if m is None:
-            m = _CLAUSE_END.search(text)
-            if m is not None and len(text[: m.end()].split()) < 12:
-                m = None
+            min_words = 4 if first and not out else 12
+            m = next((c for c in _CLAUSE_END.finditer(text) if len(text[: c.end()].split()) >= min_words), None)
         if m is None:
             break
         out.append(text[: m.end()].strip())
@@ -188,7 +188,7 @@ class Reply(threading.Thread):
             if t.llm_ttft_s is None:
                 t.llm_ttft_s = time.monotonic() - w0
             pending += piece
-            sentences, pending = split_sentences(pending, final=False)
+            sentences, pending = split_sentences(pending, final=False, first=not said)
             for s in sentences:
                 if t.llm_first_sentence_s is None:
                     t.llm_first_sentence_s = time.monotonic() - w0

@@ -140,6 +140,9 @@ def test_sentence_splitting():
     assert split_sentences("**Bold** words", final=True)[0] == ["Bold   words"]
     long = "one two three four five six seven eight nine ten eleven twelve, and more"
     assert split_sentences(long, final=False)[0][0].endswith("twelve,")
+    assert split_sentences("Well, the capital of France, as you know", final=False)[0] == []
+    first = split_sentences("Well, the capital of France, as you know", final=False, first=True)[0]
+    assert first == ["Well, the capital of France,"], "the first clause may go early"
 
 
 def test_bad_detector_name():
