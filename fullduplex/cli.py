@@ -241,6 +241,30 @@ def _add_bench(sub) -> None:
     q.add_argument("--fp32", action="store_true", help="keep the LM in float32 (default: int8 linears)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_bench_serve)
+    q = bsub.add_parser("cascade", help="cascade response latency on synthetic questions, per turn detector")
+    q.add_argument("--detectors", default="silence,smart,text", help="comma-separated: silence, smart, text")
+    q.add_argument("-n", type=int, default=20, help="questions per detector (at most 20)")
+    q.add_argument("--no-paused", action="store_true", help="skip the turns with a pause in the middle")
+    q.add_argument("--threads", type=int, default=1, help="torch threads for the local LLM")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_bench_cascade)
+
+
+def _bench_cascade(a) -> int:
+    import torch
+
+    from .systems.cascade_bench import bench_cascade
+
+    torch.set_num_threads(a.threads)
+    res = bench_cascade(detectors=tuple(a.detectors.split(",")), n=a.n, paused=not a.no_paused)
+    if a.json:
+        _print_json(res)
+    else:
+        for r in res["results"]:
+            print(f"{r['detector']:>8}: answered {r['answered']}/{r['questions']}, early in a pause "
+                  f"{r['early_in_pause']}, medians {r['median']}")
+        print(f"load average {res['load_avg_start']} -> {res['load_avg_end']}, {res['wall_s']} s")
+    return 0
 
 
 def _bench_serve(a) -> int:
@@ -297,7 +321,8 @@ def _bench_data(a) -> int:
 # --------------------------------------------------------------------------------------- converse / serve
 def _system_args(q) -> None:
     q.add_argument("--system", default="default",
-                   help="default | random (untrained, default size) | random-tiny | echo | ws://HOST:PORT/api/chat")
+                   help="default | random (untrained, default size) | random-tiny | echo | "
+                        "cascade[-silence|-smart|-text][@LLM_URL] | ws://HOST:PORT/api/chat")
     q.add_argument("--checkpoint", default=None, help="model-system checkpoint folder (codec/ + lm/)")
     q.add_argument("--int8", action="store_true", help="int8 dynamic quantization of the LM's linear layers")
     q.add_argument("--temp", type=float, default=None, help="audio sampling temperature (default 0.8)")
