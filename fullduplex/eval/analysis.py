@@ -10,6 +10,10 @@ Episode classes:
   cues (``bc_cue``); a wordless blip < 1 s counts (``bc_blip``).
 - ``other``: short speech that is neither.
 VAD segments shorter than 120 ms are dropped as glitches (counted).
+
+ASR runs on the first ``ASR_HEAD_S`` of each episode (enough to classify it and for FDB's rules)
+plus the ``focus`` windows a scenario's lexical metrics read; ``asr_windows`` records what was
+transcribed, and the system's own text is kept for the same windows (M16 compares like with like).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ EPISODE_GAP_S = 0.5
 WORD_MARGIN_S = 0.3
 ECHO_MAX_LAG_S = 0.5
 ECHO_THRESHOLD = 0.5
+ASR_HEAD_S = 4.0
 
 
 @dataclass
@@ -56,7 +61,8 @@ class Analysis:
     glitches: int
     echo: float             # max normalised cross-correlation with the input, lags 0-500 ms
     hygiene: dict
-    system_text: str = ""
+    system_text: str = ""   # the system's text stream inside asr_windows
+    asr_windows: list = field(default_factory=list)
 
     @property
     def invalid(self) -> bool:
@@ -142,14 +148,24 @@ def hygiene(x: np.ndarray, ipus: list) -> dict:
             "dc_offset": float(np.mean(x)) if len(x) else 0.0, "ok": ok}
 
 
-def transcribe_episodes(x: np.ndarray, episodes: list[Episode]) -> list:
-    """ASR of each episode's audio (with a margin), word times shifted to the clip's time."""
+def asr_windows(episodes: list[Episode], duration: float, focus=()) -> list[list[float]]:
+    """The stretches to transcribe: each episode's head, and the focus windows where there is speech."""
+    wins = [[max(0.0, e.start - WORD_MARGIN_S), min(duration, min(e.end, e.start + ASR_HEAD_S) + WORD_MARGIN_S)]
+            for e in episodes]
+    for a, b in focus:
+        for e in episodes:
+            lo, hi = max(a, e.start), min(b, e.end)
+            if hi > lo:
+                wins.append([max(0.0, lo - WORD_MARGIN_S), min(duration, hi + WORD_MARGIN_S)])
+    return merge(sorted(wins), 0.0)
+
+
+def transcribe(x: np.ndarray, windows: list) -> list:
+    """ASR words of each window, times shifted to the clip's time."""
     from fullduplex.engines import asr
 
     words = []
-    for ep in episodes:
-        a = max(0.0, ep.start - WORD_MARGIN_S)
-        b = min(len(x) / SR, ep.end + WORD_MARGIN_S)
+    for a, b in windows:
         seg = x[int(a * SR):int(b * SR)]
         if len(seg) < int(0.1 * SR):
             continue
@@ -158,8 +174,9 @@ def transcribe_episodes(x: np.ndarray, episodes: list[Episode]) -> list:
     return words
 
 
-def analyze(out16: np.ndarray, in16: np.ndarray, system_text: str = "", asr: bool = True) -> Analysis:
-    """out16/in16: float32 [T] at 16 kHz (same length)."""
+def analyze(out16: np.ndarray, in16: np.ndarray, text_pieces=(), asr: bool = True, focus=()) -> Analysis:
+    """out16/in16: float32 [T] at 16 kHz (same length); text_pieces: the system's timed text
+    [{"start", "text"}]; focus: [[a, b]] windows transcribed in full."""
     from fullduplex.engines import vad
 
     dur = len(out16) / SR
@@ -168,9 +185,11 @@ def analyze(out16: np.ndarray, in16: np.ndarray, system_text: str = "", asr: boo
     kept = [s for s in segs if s[1] - s[0] >= GLITCH_S]
     ipus = merge(kept, IPU_GAP_S)
     eps = [Episode(s, e) for s, e in merge(ipus, EPISODE_GAP_S)]
-    words = transcribe_episodes(out16, eps) if (asr and eps) else []
+    wins = asr_windows(eps, dur, focus) if (asr and eps) else []
+    words = transcribe(out16, wins)
     for ep in eps:
         ep.words = [w for w in words if ep.start - WORD_MARGIN_S <= (w[1] + w[2]) / 2 < ep.end + WORD_MARGIN_S]
         ep.kind, ep.rule = classify(ep)
+    text = "".join(p["text"] for p in text_pieces if any(a <= p["start"] < b for a, b in wins))
     return Analysis(dur, segs, ipus, eps, words, len(segs) - len(kept), echo_score(out16, in16),
-                    hygiene(out16, ipus), system_text)
+                    hygiene(out16, ipus), text, wins)

@@ -46,6 +46,20 @@ def user_ipus(item: EvalItem, x16: np.ndarray) -> list:
     return merge([s for s in vad.speech_segments(x16, SR) if s[1] - s[0] >= 0.12], 0.2)
 
 
+def focus_windows(meta: dict, duration: float) -> list:
+    """Where the lexical metrics read the whole transcript: S3 all of it (FDB's backchannel rule),
+    S4-S7 10 s after the overlap (M11, M13), S10 the reply (speech rate)."""
+    sid = meta.get("scenario")
+    if sid == "S3" or sid is None:
+        return [[0.0, duration]]
+    ov = meta.get("barge_in") or meta.get("overlap")
+    if ov:
+        return [[ov[1], ov[1] + metrics.RELEVANCE_WINDOW_S]]
+    if sid == "S10":
+        return [[meta["user_turn_end"] - metrics.PREMATURE_S, duration]]
+    return []
+
+
 def run_system(name: str, items: list[EvalItem], out: Path, progress: bool = True) -> dict[str, Path]:
     """Outputs of one system for every item (items with an output already there are skipped)."""
     from tqdm import tqdm
@@ -74,7 +88,7 @@ def analyse_system(items: list[EvalItem], dirs: dict[str, Path], inputs: dict, p
         x = inputs[it.id][0]
         n = len(x)
         out16 = np.pad(out16, (0, max(0, n - len(out16))))[:n]
-        an = analyze(out16, x, "".join(p["text"] for p in text))
+        an = analyze(out16, x, text, focus=focus_windows(it.meta, n / SR))
         write_json(cache, an.to_json())
         res[it.id] = an
     return res
@@ -135,7 +149,7 @@ def score_system(items, dirs, analyses, inputs) -> tuple[dict, dict]:
     return per_item, extra
 
 
-def intelligibility(items, analyses, max_items: int = 8) -> float | None:
+def intelligibility(items, analyses, max_items: int = 4) -> float | None:
     """M16: WER(system text, ASR of its audio) / WER(same text via the reference TTS voice)."""
     pairs = [(analyses[it.id].system_text, " ".join(w[0] for w in analyses[it.id].words))
              for it in items if analyses[it.id].system_text.strip() and not analyses[it.id].invalid]
