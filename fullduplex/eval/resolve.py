@@ -25,9 +25,9 @@ def resolve_system(name: str):
         if hasattr(reg, f):
             try:
                 return getattr(reg, f)(name)
-            except ValueError:
+            except ValueError as e:
                 if not name.startswith("cascade"):
-                    raise
+                    raise ValueError(f"{e} (eval built-ins: {', '.join(BUILTIN)}; cascade[-silence|-smart|-text])") from e
                 return _cascade(name)
     raise ValueError(f"fullduplex.systems.registry has none of {_REGISTRY_FUNCS}; cannot resolve {name!r}")
 
