@@ -77,3 +77,15 @@ class FixedBatch:
 
 
 __all__ = ["FixedBatch", "codec_cfg", "config_from_dict", "lm_cfg", "make_dataset", "make_shards"]
+
+
+def ddp_worker(rank: int, world: int, port: int, cfg_dict: dict, kind: str, source: str) -> None:
+    """One process of a torch.multiprocessing DDP run (gloo on CPU), as torchrun would start it."""
+    import os
+
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    from fullduplex.train.loop import train
+
+    cfg = config_from_dict(cfg_dict)
+    train(cfg)
