@@ -13,7 +13,9 @@ window.fdStats = {state: "idle", framesSent: 0, framesReceived: 0, textPieces: 0
 const stats = window.fdStats;
 
 let ws = null, ctx = null, mic = null, capture = null, playback = null;
-const timeline = {user: [], system: [], text: []};  // one entry per 80 ms frame
+// The timeline runs on the microphone's clock: one column per captured 80 ms frame, holding the
+// level of the user, the level of the system audio that arrived meanwhile, and its text.
+const timeline = [];
 
 function setStatus(text, cls) {
   stats.state = text;
@@ -70,7 +72,8 @@ async function start() {
 }
 
 function sendFrame(frame) {
-  timeline.user.push(rms(frame));
+  timeline.push({user: rms(frame), system: 0, text: ""});
+  if (timeline.length > 2000) timeline.splice(0, 1000);
   if (!ws || ws.readyState !== WebSocket.OPEN || stats.state !== "live") return;
   const msg = new Uint8Array(1 + 2 * frame.length);
   msg[0] = KIND.PCM;
@@ -94,14 +97,16 @@ function onMessage(e) {
     const pcm = new Float32Array(payload.byteLength >> 1);
     for (let i = 0; i < pcm.length; i++) pcm[i] = view.getInt16(2 * i, true) / 32768;
     playback.port.postMessage(pcm, [pcm.buffer]);
-    timeline.system.push(rms(pcm));
+    const col = timeline[timeline.length - 1];
+    if (col) col.system = Math.max(col.system, rms(pcm));
     stats.framesReceived += 1;
   } else if (kind === KIND.TEXT) {
     const piece = new TextDecoder().decode(payload);
     stats.text += piece;
     stats.textPieces += 1;
     $("text").textContent = stats.text;
-    timeline.text.push([timeline.system.length, piece]);
+    const col = timeline[timeline.length - 1];
+    if (col) col.text += piece;
   } else if (kind === KIND.METADATA) {
     try {
       const m = JSON.parse(new TextDecoder().decode(payload));
@@ -137,21 +142,26 @@ function cleanup() {
 
 function drawTimeline() {
   const c = $("timeline"), g = c.getContext("2d");
-  const W = c.width, H = c.height, half = H / 2, n = Math.floor(W / 4);
+  const W = c.width, H = c.height, half = (H - 14) / 2, n = Math.floor(W / 4);
   g.clearRect(0, 0, W, H);
   g.fillStyle = "#eee"; g.fillRect(0, half - 0.5, W, 1);
-  const rows = [[timeline.user, 0, "#37c"], [timeline.system, half, "#d63"]];
-  for (const [series, y0, color] of rows) {
-    const from = Math.max(0, series.length - n);
-    g.fillStyle = color;
-    for (let i = from; i < series.length; i++) {
-      const h = Math.min(1, series[i] * 4) * (half - 4);
-      g.fillRect((i - from) * 4, y0 + (half - h) / 2, 3, Math.max(1, h));
+  const from = Math.max(0, timeline.length - n);
+  g.font = "10px sans-serif";
+  let textEnd = -1;
+  for (let i = from; i < timeline.length; i++) {
+    const x = (i - from) * 4, col = timeline[i];
+    for (const [level, y0, color] of [[col.user, 0, "#37c"], [col.system, half, "#d63"]]) {
+      const h = Math.min(1, level * 4) * (half - 4);
+      g.fillStyle = color;
+      g.fillRect(x, y0 + (half - h) / 2, 3, Math.max(1, h));
+    }
+    const word = col.text.trim();
+    if (word && x > textEnd) {  // labels that would overlap the previous one are left out
+      g.fillStyle = "#222";
+      g.fillText(word, x, H - 2);
+      textEnd = x + g.measureText(word).width + 3;
     }
   }
-  g.fillStyle = "#222"; g.font = "10px sans-serif";
-  const from = Math.max(0, timeline.system.length - n);
-  for (const [i, piece] of timeline.text) if (i >= from) g.fillText(piece.trim(), (i - from) * 4, H - 2);
   $("stats").textContent = `sent ${stats.framesSent} frames, received ${stats.framesReceived}, ` +
     `played ${(stats.played / SAMPLE_RATE).toFixed(1)} s, dropped ${(stats.dropped / SAMPLE_RATE).toFixed(2)} s, ` +
     `underruns ${stats.underruns}`;
