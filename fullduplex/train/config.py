@@ -49,6 +49,7 @@ class CodecObjectiveConfig:
     disc_start_step: int = 0
     disc_lr: float | None = None       # default: optim.lr
     disc_filters: int = 32
+    disc_n_ffts: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256, 128])
     # quantizer
     quantizer_dropout: float = 0.5     # probability that a batch uses a random number of codebooks
     no_quantization_rate: float = 0.5  # per-sample probability to decode the unquantized latent
