@@ -136,15 +136,22 @@ class EuclideanCodebook(nn.Module):
     # --- training ----------------------------------------------------------------------------
     @torch.no_grad()
     def init_from(self, x: torch.Tensor) -> None:
-        """Centroids from k-means on x [N, dim] (gathered over processes), each with usage 1."""
+        """Centroids from k-means on x [N, dim] (gathered over processes).
+
+        Each centroid's usage starts at its cluster size, so the usage statistics are on the scale of
+        one batch from the start: clusters k-means left empty (always some when N < bins) count as
+        dead and are replaced from the next batches."""
         data = _all_gather(x.float())
         cfg = self.training_cfg
+        bins = self.cluster_usage.shape[0]
         if cfg.kmeans_iters > 0:
-            centroids, _ = kmeans(data, self.cluster_usage.shape[0], cfg.kmeans_iters)
+            centroids, counts = kmeans(data, bins, cfg.kmeans_iters)
         else:
-            centroids = _sample_rows(data, self.cluster_usage.shape[0])
-        self.cluster_usage.fill_(1.0)
-        self.embedding_sum.copy_(centroids)
+            centroids = _sample_rows(data, bins)
+            counts = torch.bincount(torch.cdist(data[None], centroids[None])[0].argmin(-1), minlength=bins)
+        usage = counts.to(self.cluster_usage.dtype).clamp(min=self.epsilon)
+        self.cluster_usage.copy_(usage)
+        self.embedding_sum.copy_(centroids * usage[:, None])
         self._initialized.fill_(1.0)
         self._cache = None
 

@@ -94,3 +94,15 @@ def test_config_errors(tmp_path):
     p = tmp_path / "c.json"
     p.write_text(json.dumps({"kind": "lm", "steps": 3}))
     assert load_config(p, {"optim.lr": 0.5}).optim.lr == 0.5
+
+
+def test_cli_train_and_resume(tmp_path, shards, capsys):
+    from fullduplex.cli import main
+
+    args = ["train", "lm", "--config", "lm_debug", "--out-dir", str(tmp_path / "run"), "--set", f"lm.shards={shards}",
+            "--set", "steps=3", "--set", "ckpt_every=2", "--set", "progress=false"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["finished"]
+    assert main(args) == 2  # checkpoints exist: refuses to start over
+    assert main(args[:-2] + ["--set", "steps=4", "--resume"]) == 0
+    assert main(["train", "codec", "--config", "lm_debug", "--out-dir", str(tmp_path / "x")]) == 2

@@ -68,3 +68,14 @@ def test_inference_unchanged_and_train_codes_match_encode():
         after = codec.encode(wav)
     assert torch.equal(before, after)
     assert torch.equal(codes_train, before)
+
+
+def test_init_usage_on_batch_scale_so_unused_codes_are_dead_at_once():
+    torch.manual_seed(0)
+    cb = EuclideanCodebook(dim=2, bins=32)
+    cb.training_cfg.kmeans_iters = 3
+    x = torch.randn(8, 2)  # fewer vectors than codes
+    cb.forward_train(x)
+    assert abs(float(cb.cluster_usage.sum()) - 8.0) < 0.5
+    _, _, stats = cb.forward_train(torch.randn(8, 2), replace_dead=True)
+    assert stats["replaced"] >= 20
