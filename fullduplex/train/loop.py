@@ -145,8 +145,8 @@ def _train(cfg: TrainConfig, dist: Dist, resume: bool, stop_after: int | None, d
         step = _restore(last, obj, parts, wrapped, opts, scheds, ema, cfg, dist)
         log.info("resumed from %s at step %d", last, step)
     elif dist.main and ckpt.latest_checkpoint(ckpt_root) is not None:
-        raise FileExistsError(f"{ckpt_root} already holds checkpoints: pass --resume to continue, "
-                              "or choose another out_dir")
+        raise ValueError(f"{ckpt_root} already holds checkpoints: pass --resume to continue, "
+                         "or choose another out_dir")
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
