@@ -7,6 +7,7 @@ It is the same pretrained backbone the duplex model starts from (``lm/smollm.py`
 
 from __future__ import annotations
 
+import copy
 import threading
 from functools import lru_cache
 from typing import Callable, Iterator
@@ -47,6 +48,8 @@ class LocalSmolLM:
         self.temperature, self.top_p, self.context, self.threads = temperature, top_p, context, threads
         self._gen = torch.Generator().manual_seed(seed)
         self._lock = threading.Lock()  # one model, one generation at a time
+        self._prefix_ids: list[int] = []  # the cached system prompt's tokens ...
+        self._prefix_states: list = []  # ... and the streaming states (KV caches) after them
 
     def warmup(self) -> None:
         """Load the weights now rather than on the first reply."""
@@ -61,21 +64,39 @@ class LocalSmolLM:
             keep_system = msgs[0]["role"] == "system"
             msgs = msgs[:1] + msgs[2:] if keep_system else msgs[1:]
 
+    def _prefill(self, model, ids: list[int], prefix: list[int]) -> torch.Tensor:
+        """Run the prompt through the model (inside streaming); the last position's hidden state.
+        The system prompt's KV cache is kept and restored, as LLM servers' prompt caches do."""
+        n = len(self._prefix_ids)
+        if n and n < len(ids) and ids[:n] == self._prefix_ids:
+            for m, st in zip(model.transformer._streaming_modules(), self._prefix_states):
+                m._streaming_state = copy.deepcopy(st)
+            ids = ids[n:]
+        elif prefix and ids[:len(prefix)] == prefix and len(prefix) < len(ids):  # a new system prompt
+            model.transformer(model.text_emb(torch.tensor([prefix])))
+            self._prefix_ids = prefix
+            self._prefix_states = [copy.deepcopy(m._streaming_state) for m in model.transformer._streaming_modules()]
+            ids = ids[len(prefix):]
+        return model.out_norm(model.transformer(model.text_emb(torch.tensor([ids]))))
+
     @torch.no_grad()
     def stream(self, messages: list[dict[str, str]], max_tokens: int = 64,
                cancelled: Callable[[], bool] | None = None) -> Iterator[str]:
         model, tok = _load(self.context)
         end_ids = {tok.token_to_id(IM_END), tok.token_to_id("<|endoftext|>")}
         ids = self._prompt_ids(tok, messages, max_tokens)
+        prefix = []  # the system message's tokens, the part of the prompt whose cache is kept
+        if messages and messages[0]["role"] == "system":
+            prefix = tok.encode(chat_prompt(messages[:1])[: -len(f"{IM_START}assistant\n")],
+                                add_special_tokens=False).ids
         with self._lock:
             if self.threads:
                 torch.set_num_threads(self.threads)
             with model.transformer.streaming(1):
-                x = torch.tensor([ids])
+                h = self._prefill(model, ids, prefix)
                 out: list[int] = []
                 said = ""
                 for _ in range(max_tokens):
-                    h = model.out_norm(model.transformer(model.text_emb(x)))
                     logits = model.text_linear(h[:, -1])[0]
                     nxt = self._pick(logits)
                     if nxt in end_ids:
@@ -87,7 +108,7 @@ class LocalSmolLM:
                         said = text
                     if cancelled is not None and cancelled():
                         return
-                    x = torch.tensor([[nxt]])
+                    h = model.out_norm(model.transformer(model.text_emb(torch.tensor([[nxt]]))))
 
     def _pick(self, logits: torch.Tensor) -> int:
         if self.temperature <= 0:

