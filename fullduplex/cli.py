@@ -357,11 +357,17 @@ def _converse(a) -> int:
         raise ValueError("give either INPUT -o OUTPUT or --batch DIR")
     if a.input is not None and not a.output:
         raise ValueError("give -o OUTPUT.wav")
+    from .systems.remote import RemoteError
+
     system = make_system(a.system, a.checkpoint, sampling=_sampling(a), int8=a.int8, threads=a.threads)
-    if a.batch:
-        res = cv.converse_folder(system, a.batch, realtime=a.realtime)
-    else:
-        res = cv.converse_file(system, a.input, a.output, realtime=a.realtime)
+    try:
+        if a.batch:
+            res = cv.converse_folder(system, a.batch, realtime=a.realtime)
+        else:
+            res = cv.converse_file(system, a.input, a.output, realtime=a.realtime)
+    except RemoteError as e:
+        print(f"fullduplex: error: {e}", file=sys.stderr)
+        return 2
     if a.json:
         _print_json(res)
     else:
