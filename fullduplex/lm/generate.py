@@ -307,8 +307,9 @@ class LMGen:
         if user_codes.dim() != 3 or user_codes.shape[0] != B or user_codes.shape[1] != ku or user_codes.shape[2] != 1:
             raise ValueError(f"user_codes must be [{B}, {ku}, 1] ({B} sessions, {ku} user codebooks, one frame), "
                              f"got {tuple(user_codes.shape)}")
-        if self.check_inputs:
-            m.check_codes(user_codes, ku, first_row=self.num_gen, what="user_codes")
+        if self.check_inputs and (user_codes.is_floating_point()
+                                  or bool(((user_codes < -1) | (user_codes >= c.card)).any())):
+            m.check_codes(user_codes, ku, first_row=self.num_gen, what="user_codes")  # raises, naming the stream
         # write the user's codes where their (delayed) stream will read them
         if ku:
             pos = (st.offsets[:, None] + self.user_delays) % CT
