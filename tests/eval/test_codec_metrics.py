@@ -31,3 +31,20 @@ def test_stoi_pesq_identity():
     assert cm.stoi(x, x, 16000) > 0.99
     p = cm.pesq(x, x, 16000, "wb")
     assert p is None or p > 4.0
+
+
+@pytest.mark.slow
+def test_eval_codec_on_a_data_folder(tmp_path, sample_wav):
+    """`eval codec` on one file with the bundled codec: every metric present for each count."""
+    pytest.importorskip("pystoi")
+    pytest.importorskip("pesq")
+    import shutil
+
+    from fullduplex.eval.codec_eval import evaluate_codec, format_table
+
+    shutil.copy(sample_wav, tmp_path / "a.wav")
+    res = evaluate_codec(None, str(tmp_path), [1, 2])
+    assert [r["codebooks"] for r in res["rows"]] == [1, 2]
+    for r in res["rows"]:
+        assert r["STOI"] is not None and r["mel_distance"] > 0 and r["WER"] is not None
+    assert "Mimi" in format_table(res)
