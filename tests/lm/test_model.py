@@ -122,14 +122,25 @@ def test_textless_model_trains_and_generates():
         assert gen.step(codes[:, 2:, 1:2]).shape == (2, 2, 1)
 
 
-@pytest.mark.parametrize("pos", ["sin", "sin_rope"])
-def test_sin_positional_embeddings_match_moshi(pos, small):
-    """Kyutai's default 'sin' embeddings (temporal and depformer), teacher-forced and streaming."""
+VARIANTS = {
+    "sin": {"positional_embedding": "sin", "depformer_pos_emb": "sin"},
+    "sin_rope": {"positional_embedding": "sin_rope", "depformer_pos_emb": "sin_rope"},
+    "schedule_lowrank": {"depformer_weights_per_step_schedule": [0, 1, 2, 3, 3, 3, 3, 3],
+                         "depformer_low_rank_embeddings": 16},
+    "layer_scale_gqa_norm": {"layer_scale": 0.1, "kv_repeat": 2, "depformer_norm": "layer_norm",
+                             "depformer_multi_linear": False},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_architecture_options_match_moshi(variant, small):
+    """Kyutai's other options ('sin' positions, weight schedules, low-rank embeddings, ...) against moshi,
+    teacher-forced and streaming."""
     loaders = pytest.importorskip("moshi.models.loaders")
     from moshi.models import LMGen as RefGen
 
     cfg, _, codes, user = small
-    cfg = {**cfg, "positional_embedding": pos, "depformer_pos_emb": pos}
+    cfg = {**cfg, **VARIANTS[variant]}
     torch.manual_seed(3)
     ref = loaders.get_moshi_lm(None, lm_kwargs=cfg, device="cpu", dtype=torch.float32).eval()
     model = load_kyutai(ref.state_dict(), cfg)
