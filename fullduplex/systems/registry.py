@@ -6,6 +6,7 @@
     echo           returns the user's audio one frame later (no model; checks the plumbing)
     cascade[:silence|smart|text][@URL]   the VAD → ASR → LLM → TTS baseline (systems/cascade.py)
     ws://HOST:PORT/api/chat   any server speaking Moshi's WebSocket protocol (RemoteSystem)
+    ./PATH or a/PATH          a model-system checkpoint folder (codec/ + lm/), as ``--checkpoint``
 
 ``--checkpoint DIR`` (a model-system checkpoint folder) overrides the model of ``default``.
 """
@@ -16,7 +17,13 @@ import numpy as np
 
 from .base import Frame
 
-NAMES = ("default", "random", "random-tiny", "echo")
+NAMES = ("default", "random", "random-tiny", "echo", "cascade")
+
+
+def _is_folder(name: str) -> bool:
+    from pathlib import Path
+
+    return ("/" in name or name.startswith(".")) and Path(name).is_dir()
 
 
 class EchoSystem:
@@ -48,6 +55,8 @@ def _parts(name: str, checkpoint: str | None, seed: int = 0):
         return random_parts("default", seed)
     if name == "random-tiny":
         return random_parts("tiny", seed)
+    if _is_folder(name):
+        return load_parts(name)
     raise ValueError(f"unknown system {name!r}; use one of {', '.join(NAMES)}, or a ws:// URL")
 
 

@@ -91,6 +91,7 @@ def test_checkpoint_folder_roundtrip(tiny_parts, tmp_path):
         assert fa.text == fb.text
     with pytest.raises(FileNotFoundError, match="codec/ and lm/"):
         load_parts(tmp_path)
+    assert isinstance(make_system(str(tmp_path / "sys")), ModelSystem)  # a folder works as --system too
 
 
 def test_default_system_says_none_is_bundled_yet():
