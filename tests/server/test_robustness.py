@@ -8,7 +8,6 @@ import struct
 import time
 
 import aiohttp
-import numpy as np
 import pytest
 
 from fullduplex.server import protocol as P
