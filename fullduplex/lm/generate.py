@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..nn import RMSNorm
+from ..nn.transformer import rope_rotate, rope_tables
 from .model import LMModel, sin_embedding
 
 
@@ -115,19 +116,10 @@ class _Layer:
         return x + (z if self.ls2 is None else self.ls2(z))
 
 
-def _rope_tables(positions: torch.Tensor, head_dim: int, max_period: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """positions [B, T] -> cos, sin [B, 1, T, head_dim / 2] (the nn transformer's RoPE frequencies)."""
-    half = head_dim // 2
-    freqs = torch.exp(torch.arange(half, device=positions.device, dtype=torch.float32)
-                      * (-math.log(max_period) * 2 / head_dim))
-    angles = positions.to(torch.float32)[:, None, :, None] * freqs
-    return torch.cos(angles), torch.sin(angles)
-
-
 def _rope_step_tables(positions: torch.Tensor, head_dim: int, max_period: float, interleave: bool
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """positions [B] -> cos, signed sin [B, 1, head_dim] for :func:`_rotate_fast`."""
-    cos, sin = _rope_tables(positions[:, None], head_dim, max_period)  # [B, 1, 1, D/2]
+    cos, sin = rope_tables(positions[:, None], head_dim, max_period)  # [B, 1, 1, D/2]
     cos, sin = cos[:, :, 0], sin[:, :, 0]
     if interleave:  # pairs (x[2i], x[2i+1]): cos, cos / -sin, +sin interleaved
         return cos.repeat_interleave(2, dim=-1), torch.stack([-sin, sin], dim=-1).flatten(-2)
@@ -144,19 +136,6 @@ def _rotate_fast(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor, i
     else:
         swapped = x.roll(x.shape[-1] // 2, dims=-1)
     return x * cos + swapped * sin_signed
-
-
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleave: bool) -> torch.Tensor:
-    """RoPE of x [B, H, T, D]: pairs (x[2i], x[2i+1]) if interleave else (x[i], x[i + D/2])."""
-    half = x.shape[-1] // 2
-    if interleave:
-        xs = x.float().unflatten(-1, (half, 2))
-        xr, xi = xs[..., 0], xs[..., 1]
-        out = torch.stack([xr * cos - xi * sin, xr * sin + xi * cos], dim=-1).flatten(-2)
-    else:
-        xr, xi = x[..., :half].float(), x[..., half:].float()
-        out = torch.cat([xr * cos - xi * sin, xr * sin + xi * cos], dim=-1)
-    return out.to(x.dtype)
 
 
 def sample_token(logits: torch.Tensor, use_sampling: bool, temp: float, top_k: int,
@@ -228,7 +207,7 @@ class LMGen:
             self._dep_heads = [(layer.self_attn.num_heads, layer.self_attn.num_heads // layer.self_attn.kv_repeat,
                                 layer.self_attn.head_dim) for layer in model.depformer.layers]
             if c.depformer_pos_emb in ("rope", "sin_rope", "rope_concat"):
-                self._dep_rope = [_rope_tables(torch.full((1, 1), cb, device=dev), self._dep_heads[0][2],
+                self._dep_rope = [rope_tables(torch.full((1, 1), cb, device=dev), self._dep_heads[0][2],
                                                c.depformer_max_period) for cb in range(c.dep_q)]
         # temporal constants: the KV cache holds `context` steps; without a context, `max_steps`
         if c.context is None and max_steps is None:
@@ -406,8 +385,8 @@ class LMGen:
             if rope is not None and x.dtype == torch.float32:
                 qk = _rotate_fast(qk, rope[0], rope[1], self._interleave)
             elif rope is not None:
-                cs = _rope_tables(pos[:, None], D, c.max_period)
-                qk = _rotate(qk[:, :, None], *cs, self._interleave)[:, :, 0]
+                cs = rope_tables(pos[:, None], D, c.max_period)
+                qk = rope_rotate(qk[:, :, None], *cs, self._interleave)[:, :, 0]
             q = qk[:, :H, None]  # [B, H, 1, D]
             keys, values = st.keys[li], st.values[li]
             keys[rows, :, slot] = qk[:, H:]
@@ -442,7 +421,7 @@ class LMGen:
                 q, k, v = qkv[:, :H], qkv[:, H: H + Hkv], qkv[:, H + Hkv:]
                 if self._dep_rope is not None:
                     cos, sin = self._dep_rope[cb]
-                    q, k = _rotate(q, cos, sin, self._dep_interleave), _rotate(k, cos, sin, self._dep_interleave)
+                    q, k = rope_rotate(q, cos, sin, self._dep_interleave), rope_rotate(k, cos, sin, self._dep_interleave)
                 keys, values = st.dep_keys[li], st.dep_values[li]
                 keys[:, :, cb: cb + 1] = k
                 values[:, :, cb: cb + 1] = v

@@ -73,29 +73,34 @@ class LayerScale(nn.Module):
 
 
 # ------------------------------------------------------------------------------ RoPE
+def rope_tables(positions: torch.Tensor, head_dim: int, max_period: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """positions [B, T] -> cos, sin [B, 1, T, head_dim / 2] (fp32)."""
+    half = head_dim // 2
+    freqs = torch.exp(torch.arange(half, device=positions.device, dtype=torch.float32)
+                      * (-math.log(max_period) * 2 / head_dim))
+    angles = positions.to(torch.float32)[:, None, :, None] * freqs
+    return torch.cos(angles), torch.sin(angles)
+
+
+def rope_rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleave: bool) -> torch.Tensor:
+    """Rotate x [B, H, T, D]: pairs (x[2i], x[2i+1]) as Kyutai does if ``interleave``, else (x[i], x[i + D/2])
+    as Llama does. The math is fp32 whatever the dtype of x."""
+    half = x.shape[-1] // 2
+    if interleave:
+        xs = x.float().unflatten(-1, (half, 2))
+        xr, xi = xs[..., 0], xs[..., 1]
+        out = torch.stack([xr * cos - xi * sin, xr * sin + xi * cos], dim=-1).flatten(-2)
+    else:
+        xr, xi = x[..., :half].float(), x[..., half:].float()
+        out = torch.cat([xr * cos - xi * sin, xr * sin + xi * cos], dim=-1)
+    return out.to(x.dtype)
+
+
 def apply_rope(q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor, max_period: float,
                interleave: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotary embedding of q [B, H, T, D] and k [B, Hkv, T, D] at ``positions`` [B, T] (fp32 math).
-
-    ``interleave`` pairs (x[2i], x[2i+1]) as Kyutai does; otherwise (x[i], x[i + D/2]) as Llama.
-    """
-    D = q.shape[-1]
-    half = D // 2
-    freqs = torch.exp(torch.arange(half, device=q.device, dtype=torch.float32) * (-math.log(max_period) * 2 / D))
-    angles = positions.to(torch.float32)[:, None, :, None] * freqs  # [B, 1, T, D/2]
-    cos, sin = torch.cos(angles), torch.sin(angles)
-
-    def rotate(x: torch.Tensor) -> torch.Tensor:
-        if interleave:
-            xs = x.float().unflatten(-1, (half, 2))
-            xr, xi = xs[..., 0], xs[..., 1]
-            out = torch.stack([xr * cos - xi * sin, xr * sin + xi * cos], dim=-1).flatten(-2)
-        else:
-            xr, xi = x[..., :half].float(), x[..., half:].float()
-            out = torch.cat([xr * cos - xi * sin, xr * sin + xi * cos], dim=-1)
-        return out.to(x.dtype)
-
-    return rotate(q), rotate(k)
+    """Rotary embedding of q [B, H, T, D] and k [B, Hkv, T, D] at ``positions`` [B, T]."""
+    cos, sin = rope_tables(positions, q.shape[-1], max_period)
+    return rope_rotate(q, cos, sin, interleave), rope_rotate(k, cos, sin, interleave)
 
 
 # ------------------------------------------------------------------------------ feed-forward
