@@ -156,9 +156,9 @@ class EuclideanCodebook(nn.Module):
         self._cache = None
 
     @torch.no_grad()
-    def ema_update(self, x: torch.Tensor, codes: torch.Tensor, replace_dead: bool = False) -> dict:
-        """Move the centroid statistics toward the vectors x [N, dim] assigned to codes [N]; then,
-        if ``replace_dead``, replace dead codes. Returns usage statistics."""
+    def ema_update(self, x: torch.Tensor, codes: torch.Tensor) -> dict:
+        """Move the centroid statistics toward the vectors x [N, dim] assigned to codes [N].
+        Returns usage statistics."""
         cfg = self.training_cfg
         bins = self.cluster_usage.shape[0]
         counts = torch.bincount(codes, minlength=bins).to(self.cluster_usage.dtype)
@@ -167,13 +167,10 @@ class EuclideanCodebook(nn.Module):
         _all_reduce(sums)
         self.cluster_usage.mul_(cfg.decay).add_(counts, alpha=1 - cfg.decay)
         self.embedding_sum.mul_(cfg.decay).add_(sums, alpha=1 - cfg.decay)
-        replaced = 0
-        if replace_dead and cfg.threshold_usage_ratio > 0:
-            replaced = self.replace_dead_codes(x)
         self._cache = None
         p = counts / counts.sum().clamp(min=1)
         perplexity = torch.exp(-(p * torch.log(p.clamp(min=1e-10))).sum())
-        return {"perplexity": float(perplexity), "replaced": replaced}
+        return {"perplexity": float(perplexity)}
 
     @torch.no_grad()
     def replace_dead_codes(self, x: torch.Tensor) -> int:
@@ -193,14 +190,21 @@ class EuclideanCodebook(nn.Module):
 
     def forward_train(self, x: torch.Tensor, update: bool = True, replace_dead: bool = False
                       ) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        """x [N, dim] -> (centroids [N, dim] (no gradient), codes [N], stats); updates the codebook."""
+        """x [N, dim] -> (centroids [N, dim] (no gradient), codes [N], stats); updates the codebook.
+
+        Dead codes are replaced (``replace_dead``) before the assignment, with vectors of this very
+        batch: when the latents drift faster than the codebook follows, the codes that replace the
+        dead ones are where the data is now, not where it was."""
+        replaced = 0
         if update and not bool(self._initialized.item()):
             self.init_from(x.detach())
+        elif update and replace_dead and self.training_cfg.threshold_usage_ratio > 0:
+            replaced = self.replace_dead_codes(x.detach())
         emb = self.embedding_sum / self.cluster_usage.clamp(min=self.epsilon)[:, None]
         with torch.no_grad():
             codes = torch.cdist(x.detach().float()[None], emb[None].float())[0].argmin(-1)
         quantized = F.embedding(codes, emb).to(x.dtype)
-        stats = self.ema_update(x.detach(), codes, replace_dead) if update else {}
+        stats = {**self.ema_update(x.detach(), codes), "replaced": replaced} if update else {}
         return quantized, codes, stats
 
 
