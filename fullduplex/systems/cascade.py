@@ -216,7 +216,7 @@ class CascadeSystem:
             if run >= c.min_speech_s and self._run_start >= r.timings.speech_end - 1e-6:
                 r.cancel()  # the user went on: the turn was not over
                 self._reply = None
-                self._event(info, "turn_continues")
+                self._event(info, "turn_continues", was_declared_over=r.confirmed)
                 return
             silent = now - self._speech_end
             if not r.confirmed and not self._speaking:

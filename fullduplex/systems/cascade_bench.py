@@ -7,7 +7,9 @@ Each question is its own conversation, synthesized with one of the project's TTS
 by frame in the offline mode (processing time simulated, so numbers are what a live user would get
 on this machine). Response latency = the first audible system frame - the true end of the question
 audio. A second set of turns holds a mid-turn pause (the user stops for ``pause_s`` then goes on):
-"early" counts replies that start talking inside that pause, the cost of a faster turn detector.
+"early" counts replies that start talking inside that pause, "declared over" the pauses the turn
+detector took for the end of the turn (the reply was then cancelled when the user went on, but a
+faster LLM would have talked over the user): the cost of a faster turn detector.
 """
 
 from __future__ import annotations
@@ -43,15 +45,18 @@ def _speech(text: str, voice: str, sr: int) -> np.ndarray:
 
 
 def _converse_until_reply(system, user: np.ndarray, max_wait_s: float = 40.0):
-    """Feed user audio (then silence) until the reply starts; (frames fed, turn timings or None)."""
+    """Feed user audio (then silence) until the reply starts.
+    Returns (frames fed, turn timings or None, whether the detector declared a turn over too soon)."""
     F = system.frame_size
     user = np.concatenate([user, np.zeros(int(max_wait_s * system.sample_rate), np.float32)])
     system.reset()
+    too_soon = False
     for k in range(len(user) // F):
         f = system.step(user[k * F:(k + 1) * F])
+        too_soon |= any(e.get("was_declared_over") for e in f.info.get("events", []))
         if "turn" in f.info:
-            return k + 1, f.info["turn"]
-    return len(user) // F, None
+            return k + 1, f.info["turn"], too_soon
+    return len(user) // F, None, too_soon
 
 
 def _median(xs):
@@ -69,7 +74,7 @@ def bench_detector(detector: str, n: int = 20, paused: bool = True, llm=None, ma
     rows = []
     for i, q in enumerate(QUESTIONS[:n]):
         user = np.concatenate([lead, _speech(q, VOICES[i % len(VOICES)], sr)])
-        frames, turn = _converse_until_reply(system, user)
+        frames, turn, _ = _converse_until_reply(system, user)
         if turn is None:
             rows.append({"question": q, "reply": None})
             continue
@@ -77,20 +82,22 @@ def bench_detector(detector: str, n: int = 20, paused: bool = True, llm=None, ma
         rows.append({"question": q, "heard": turn.get("user_text"), "latency_s": round(frames * F / sr - true_end, 3),
                      **{k: turn.get(k) for k in ("eot_delay_s", "asr_s", "llm_ttft_s", "llm_first_sentence_s",
                                                  "tts_first_s", "turn_p", "turn_check_s")}})
-    early = []
+    early, declared = [], []
     if paused:
         for i, (a, b) in enumerate(PAUSED):
             v = VOICES[i % len(VOICES)]
             first = np.concatenate([lead, _speech(a, v, sr)])
             user = np.concatenate([first, np.zeros(int(pause_s * sr), np.float32), _speech(b, v, sr)])
-            frames, turn = _converse_until_reply(system, user)
+            frames, turn, too_soon = _converse_until_reply(system, user)
             early.append(turn is not None and frames * F / sr < len(user) / sr)
+            declared.append(too_soon or early[-1])
     system.close()
     ok = [r for r in rows if r.get("latency_s") is not None]
     keys = ("latency_s", "eot_delay_s", "asr_s", "llm_ttft_s", "llm_first_sentence_s", "tts_first_s", "turn_check_s")
     return {"detector": detector, "questions": len(rows), "answered": len(ok),
             "median": {k: _median([r.get(k) for r in ok]) for k in keys},
-            "early_in_pause": f"{sum(early)}/{len(early)}" if paused else None, "rows": rows}
+            "early_in_pause": f"{sum(early)}/{len(early)}" if paused else None,
+            "declared_over_in_pause": f"{sum(declared)}/{len(declared)}" if paused else None, "rows": rows}
 
 
 def bench_cascade(detectors=("silence", "smart", "text"), n: int = 20, paused: bool = True, llm=None) -> dict:
