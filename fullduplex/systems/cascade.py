@@ -24,7 +24,9 @@ stages took (see ``cascade_reply``); with ``realtime=True`` (a live server) noth
 
 from __future__ import annotations
 
+import atexit
 import time
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,6 +93,8 @@ class CascadeSystem:
         if warmup:  # else the first reply pays for loading the engines
             self.warmup()
         self.reset()
+        me = weakref.ref(self)  # a worker still inside an engine at exit aborts the process: wait for it
+        atexit.register(lambda: me() is not None and me().close(timeout=5.0))
 
     def _default_llm(self):
         c = self.cfg
