@@ -6,7 +6,8 @@ silence, and the output is cut to the input's length: sample t of the output dep
 before t (Full-Duplex-Bench's time alignment). The last input frame is zero-padded.
 
 Outputs: a stereo file (left = system, right = user) and the system's timed text
-[{"start": s, "end": s, "text": piece}, ...] (times in the output's clock).
+[{"start": s, "end": s, "text": piece}, ...] (times in the output's clock), plus the
+system's per-frame details as ``events`` (a cascade's per-turn stage timings, say).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def converse(system: DuplexSystem, user: np.ndarray, realtime: bool = False) -> 
     padded[:T] = user
     out = np.zeros((n + 1) * F, dtype=np.float32)
     text: list[dict] = []
+    events: list[dict] = []  # the systems' per-frame details (e.g. a cascade's per-turn stage timings)
     step_ms = []
     system.reset()
     t_start = time.perf_counter()
@@ -45,12 +47,15 @@ def converse(system: DuplexSystem, user: np.ndarray, realtime: bool = False) -> 
         if audio.shape[0] != F:
             raise RuntimeError(f"the system returned {audio.shape[0]} samples for a {F}-sample frame")
         out[(k + 1) * F:(k + 2) * F] = audio
+        if frame.info:
+            events.append({"time": round((k + 1) * F / sr, 3), **frame.info})
         if frame.text:
             text.append({"start": round((k + 1) * F / sr, 3), "end": round((k + 2) * F / sr, 3), "text": frame.text})
     stats = {"frames": n, "duration_s": round(T / sr, 3), "wall_s": round(time.perf_counter() - t_start, 3),
              "step_ms_p50": round(float(np.percentile(step_ms, 50)), 2) if step_ms else None,
              "step_ms_p99": round(float(np.percentile(step_ms, 99)), 2) if step_ms else None}
     stats["realtime_factor"] = round(stats["wall_s"] / max(stats["duration_s"], 1e-9), 3)
+    stats["events"] = events
     return out[:T], text, stats
 
 
@@ -64,7 +69,8 @@ def converse_file(system: DuplexSystem, input_path: str | Path, output_path: str
     out = np.stack([audio, user]) if stereo else audio
     write(output_path, out, system.sample_rate)
     text_path = Path(text_path) if text_path else Path(output_path).with_suffix(".json")
-    text_path.write_text(json.dumps({"text": "".join(t["text"] for t in text), "chunks": text}, indent=1) + "\n")
+    text_path.write_text(json.dumps({"text": "".join(t["text"] for t in text), "chunks": text,
+                                     "events": stats["events"]}, indent=1, default=float) + "\n")
     return {"input": str(input_path), "output": str(output_path), "text_file": str(text_path),
             "text": "".join(t["text"] for t in text), **stats}
 
