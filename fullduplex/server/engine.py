@@ -42,6 +42,8 @@ class Engine:
         self.tick_lag_ms = 0.0
         self.rejected = 0
         self.protocol_errors = 0
+        self.turn_stages: dict[str, Window] = {}  # per-turn stage timings some systems report (a cascade)
+        self.system_events: dict[str, int] = {}  # counts of the events systems report (barge_in, ...)
         self.log_every_s = log_every_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fullduplex-step")
         self._task: asyncio.Task | None = None
@@ -136,6 +138,17 @@ class Engine:
             if self.slots[s.row] is s:  # still connected
                 f = frames[s.row]
                 s.emit(f.audio, f.text, t_in[s.row])
+                if f.info:
+                    self._record_info(f.info)
+
+    def _record_info(self, info: dict) -> None:
+        """Keep a system's per-turn stage timings (info["turn"]) and count its events (info["events"])."""
+        for stage, value in (info.get("turn") or {}).items():
+            if isinstance(value, (int, float)) and stage.endswith("_s"):
+                self.turn_stages.setdefault(stage, Window()).add(value)
+        for ev in info.get("events") or []:
+            name = str(ev.get("event", "event")) if isinstance(ev, dict) else str(ev)
+            self.system_events[name] = self.system_events.get(name, 0) + 1
 
     def server_metrics(self) -> dict:
         return {"fullduplex_sessions_active": self.active(), "fullduplex_sessions_max": self.max_sessions,
@@ -143,4 +156,7 @@ class Engine:
                 "fullduplex_step_ms_p50": round(self.step_ms.pct(50), 2),
                 "fullduplex_step_ms_p99": round(self.step_ms.pct(99), 2),
                 "fullduplex_tick_lag_ms": round(self.tick_lag_ms, 1),
-                "fullduplex_protocol_errors_total": self.protocol_errors}
+                "fullduplex_protocol_errors_total": self.protocol_errors,
+                **{f"fullduplex_turn_{stage}_p50": round(w.pct(50), 3) for stage, w in self.turn_stages.items()},
+                **{f"fullduplex_turn_{stage}_p99": round(w.pct(99), 3) for stage, w in self.turn_stages.items()},
+                **{f"fullduplex_system_{name}_total": n for name, n in self.system_events.items()}}

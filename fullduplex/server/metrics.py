@@ -57,7 +57,9 @@ def prometheus(server: dict, sessions: dict[str, SessionStats]) -> str:
         "fullduplex_protocol_errors_total": ("counter", "client messages answered with an error"),
     }
     for name, value in server.items():
-        kind, text = help_.get(name, ("gauge", name))
+        kind, text = help_.get(name, ("counter", "events the system reported") if name.endswith("_total")
+                               else ("gauge", "per-turn stage time in seconds (p50 / p99 over recent turns)")
+                               if name.startswith("fullduplex_turn_") else ("gauge", name))
         out += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", _line(name, value)]
     per = [("frame_ms_p50", "gauge", "per-session frame time (tick start -> output frame queued), median"),
            ("frame_ms_p99", "gauge", "per-session frame time, p99"),
