@@ -100,6 +100,7 @@ class EuclideanCodebook(nn.Module):
         self.register_buffer("cluster_usage", torch.ones(bins))
         self.register_buffer("embedding_sum", torch.zeros(bins, dim))
         self._cache: torch.Tensor | None = None
+        self._padded_cache: tuple[torch.Tensor, torch.Tensor] | None = None
         self.training_cfg = VQTraining()
 
     _OLD_NAMES = {"inited": "_initialized", "cluster_size": "cluster_usage",
@@ -126,8 +127,23 @@ class EuclideanCodebook(nn.Module):
         self._cache = None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """x [N, dim] -> nearest centroid index [N]."""
-        return torch.cdist(x[None], self.embedding[None], p=2)[0].argmin(dim=-1)
+        """x [N, dim] -> nearest centroid index [N].
+
+        Squared distances as one product [-2x, |x|^2, 1] @ [c, 1, |c|^2]^T, the way ``torch.cdist``
+        computes them for codebooks of more than 25 entries (so the codes are the same), with the
+        codebook side kept from call to call in inference instead of rebuilt every frame.
+        """
+        emb = self.embedding
+        if self.training or emb.shape[0] <= 25 or x.dtype != emb.dtype:
+            return torch.cdist(x[None], emb[None], p=2)[0].argmin(dim=-1)
+        padded = self._padded_cache
+        if padded is None or padded[0] is not emb:
+            norms = emb.pow(2).sum(dim=-1, keepdim=True)
+            padded = (emb, torch.cat([emb, torch.ones_like(norms), norms], dim=-1))
+            self._padded_cache = padded
+        x_norm = x.pow(2).sum(dim=-1, keepdim=True)
+        x_pad = torch.cat([-2 * x, x_norm, torch.ones_like(x_norm)], dim=-1)
+        return (x_pad @ padded[1].T).clamp_min_(0).argmin(dim=-1)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [...] -> centroids [..., dim]."""
