@@ -170,7 +170,7 @@ def _data_export_lhotse(a) -> int:
 
 def _data_tokenize(a) -> int:
     from .data.shard import parse_shard
-    from .data.tokenize import tokenize_dataset
+    from .train.tokenize import tokenize_dataset
 
     _print_json(tokenize_dataset(a.dir, a.codec, a.tokenizer, a.out, segment_s=a.segment_s,
                                  items_per_shard=a.items_per_shard, shard=parse_shard(a.shard)))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
-from ..data.tokenize import META
+from .tokenize import META
 
 
 class ShardWindows:

@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 from train_helpers import lm_cfg
 
 from fullduplex.data.shard import Shard
-from fullduplex.data.tokenize import tokenize_dataset
+from fullduplex.train.tokenize import tokenize_dataset
 from fullduplex.train.lora import LoRALinear, add_lora, load_lora, merge_lora, save_lora
 from fullduplex.train.loop import train
 

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from .format import read_item, read_manifest
-from .shard import Shard
+from ..data.format import read_item, read_manifest
+from ..data.shard import Shard
 
 META = "tokenize.json"
 
