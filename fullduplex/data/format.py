@@ -90,8 +90,13 @@ def read_manifest(root: str | os.PathLike, name: str = MANIFEST) -> list[dict]:
     p = Path(root) / name
     if not p.exists():
         raise FileNotFoundError(f"{p}: no manifest; is {root} a conversation dataset folder?")
+    return read_jsonl(p)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The JSON objects of a .jsonl file, one a line; a torn line (a crash while appending) is skipped."""
     out = []
-    for line in p.read_text().splitlines():
+    for line in Path(path).read_text().splitlines():
         try:
             out.append(json.loads(line))
         except json.JSONDecodeError:

@@ -18,7 +18,7 @@ import torch
 from .config import LMConfig
 from .generate import LMGen
 from .loading import load_kyutai
-from .model import LMModel
+from .model import LMModel, random_lm
 
 SMALL_CONFIG: dict[str, Any] = {
     "dim": 64, "text_card": 100, "existing_text_padding_id": 3, "n_q": 16, "dep_q": 8, "card": 64,
@@ -90,19 +90,6 @@ def bench_small(steps: int = 50, repeats: int = 5, reference: bool = True) -> di
     return res
 
 
-def _random_model(cfg: LMConfig) -> LMModel:
-    with torch.device("meta"):
-        model = LMModel(cfg)
-    model = model.to_empty(device="cpu")
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith(".alpha"):
-                p.fill_(1.0)
-            else:
-                p.normal_(0.0, 0.02)
-    return model.eval()
-
-
 def bench_135m(steps: int = 20, repeats: int = 3, warmup: int = 5, int8: bool = True,
                fp32: bool = True) -> dict[str, Any]:
     """Step time of a SmolLM2-135M-sized speech LM (random weights), float32 and int8."""
@@ -112,7 +99,7 @@ def bench_135m(steps: int = 20, repeats: int = 3, warmup: int = 5, int8: bool = 
     cfg = smollm2_config()
     user = torch.randint(0, cfg.card, (1, cfg.num_user_codebooks, warmup + steps),
                          generator=torch.Generator().manual_seed(0))
-    model = _random_model(cfg)
+    model = random_lm(cfg)
     res: dict[str, Any] = {
         "params_135m_config": sum(p.numel() for p in model.parameters()),
         "depformer_135m": f"dim {cfg.depformer_dim}, {cfg.depformer_num_layers} layers, "

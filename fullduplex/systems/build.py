@@ -23,6 +23,7 @@ import torch
 from ..codec import Codec, load_codec, randomize_codebooks, save_codec
 from ..codec.config import small_config, tiny_config
 from ..lm import LMConfig, LMModel, load_checkpoint, save_checkpoint
+from ..lm.model import random_lm
 from ..lm.text import TextTokenizer
 from .toy_tokenizer import toy_tokenizer
 
@@ -55,21 +56,6 @@ def tiny_lm_config(card: int = 64, text_card: int = 64) -> LMConfig:
                     depformer_gating="silu")
 
 
-def _random_lm(cfg: LMConfig, seed: int) -> LMModel:
-    """An LM with N(0, 0.02) weights (norm scales 1), built without a slow default initialisation."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.device("meta"):
-        model = LMModel(cfg)
-    model = model.to_empty(device="cpu")
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith(".alpha"):
-                p.fill_(1.0)
-            else:
-                p.normal_(0.0, 0.02, generator=g)
-    return model.eval()
-
-
 def random_parts(size: str = "default", seed: int = 0) -> ModelParts:
     """Untrained codec + LM + toy tokenizer; ``size`` is "default" (the intended size) or "tiny"."""
     from ..lm.smollm import smollm2_config
@@ -84,7 +70,7 @@ def random_parts(size: str = "default", seed: int = 0) -> ModelParts:
         lcfg = smollm2_config(card=ccfg.bins)
     else:
         lcfg = tiny_lm_config(card=ccfg.bins)
-    lm = _random_lm(lcfg, seed)
+    lm = random_lm(lcfg, seed)
     tok = toy_tokenizer(lcfg.text_card, pad_id=lcfg.existing_text_padding_id,
                         epad_id=lcfg.existing_text_end_padding_id)
     return ModelParts(codec, lm, tok, {}, f"random-{size}")

@@ -8,6 +8,8 @@ import os
 import time
 from pathlib import Path
 
+from ..data.format import read_jsonl
+
 
 class MetricsWriter:
     def __init__(self, out_dir: str | Path, enabled: bool = True):
@@ -45,12 +47,4 @@ class MetricsWriter:
 
 def read_metrics(out_dir: str | Path) -> list[dict]:
     p = Path(out_dir) / "metrics.jsonl"
-    if not p.exists():
-        return []
-    out = []
-    for line in p.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
+    return read_jsonl(p) if p.exists() else []
