@@ -17,6 +17,16 @@ def _print_json(obj) -> None:
     print(json.dumps(obj, indent=None, sort_keys=False))
 
 
+def _print_result(res: dict, as_json: bool) -> int:
+    """One JSON object with --json, else one "key: value" line per entry."""
+    if as_json:
+        _print_json(res)
+    else:
+        for k, v in res.items():
+            print(f"{k:>32}: {v}")
+    return 0
+
+
 # --------------------------------------------------------------------------------------- codec
 def _add_codec(sub) -> None:
     p = sub.add_parser("codec", help="encode / decode audio with the neural codec")
@@ -272,12 +282,7 @@ def _bench_serve(a) -> int:
 
     res = bench_serve(system=a.system, checkpoint=a.checkpoint, max_sessions=a.max_sessions, frames=a.frames,
                       threads=a.threads, int8=not a.fp32)
-    if a.json:
-        _print_json(res)
-    else:
-        for k, v in res.items():
-            print(f"{k:>28}: {v}")
-    return 0
+    return _print_result(res, a.json)
 
 
 def _bench_lm(a) -> int:
@@ -285,12 +290,7 @@ def _bench_lm(a) -> int:
 
     res = bench_lm(steps=a.steps, repeats=a.repeats, threads=a.threads, reference=not a.no_reference,
                    big=not a.no_135m)
-    if a.json:
-        _print_json(res)
-    else:
-        for k, v in res.items():
-            print(f"{k:>32}: {v}")
-    return 0
+    return _print_result(res, a.json)
 
 
 def _bench_codec(a) -> int:
@@ -298,24 +298,14 @@ def _bench_codec(a) -> int:
 
     res = bench.bench_codec(config=a.config, frames=a.frames, repeats=a.repeats, threads=a.threads,
                             reference=not a.no_reference)
-    if a.json:
-        _print_json(res)
-    else:
-        for k, v in res.items():
-            print(f"{k:>24}: {v}")
-    return 0
+    return _print_result(res, a.json)
 
 
 def _bench_data(a) -> int:
     from .data.bench import bench_data
 
     res = bench_data(minutes=a.minutes, jobs=a.jobs)
-    if a.json:
-        _print_json(res)
-    else:
-        for k, v in res.items():
-            print(f"{k:>24}: {v}")
-    return 0
+    return _print_result(res, a.json)
 
 
 # --------------------------------------------------------------------------------------- converse / serve

@@ -16,16 +16,7 @@ from moshi.models import loaders  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 HERE = Path(__file__).parent
-CONFIG = {
-    "dim": 64, "text_card": 100, "existing_text_padding_id": 3, "n_q": 16, "dep_q": 8, "card": 64,
-    "num_heads": 4, "num_layers": 2, "hidden_scale": 4.125, "causal": True, "layer_scale": None,
-    "context": 50, "max_period": 10000, "gating": "silu", "norm": "rms_norm_f32",
-    "positional_embedding": "rope", "depformer_dim": 32, "depformer_dim_feedforward": 132,
-    "depformer_num_heads": 2, "depformer_num_layers": 2, "depformer_layer_scale": None,
-    "depformer_multi_linear": True, "depformer_context": 8, "depformer_max_period": 10000,
-    "depformer_gating": "silu", "depformer_pos_emb": "none", "depformer_weights_per_step": True,
-    "delays": [0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1],
-}
+from fullduplex.lm.bench import SMALL_CONFIG as CONFIG  # noqa: E402
 
 if __name__ == "__main__":
     torch.manual_seed(0)
