@@ -163,6 +163,8 @@ class LMModel(StreamingContainer):
                 p.fill_(self.cfg.layer_scale if name.startswith("transformer.") else self.cfg.depformer_layer_scale)
             elif name.endswith(".bias"):
                 p.zero_()
+            elif p.dim() == 1 and name.endswith(".weight"):  # LayerNorm gain
+                p.fill_(1.0)
             elif p.dim() == 2:
                 std = 1 / math.sqrt(p.shape[1])
                 nn.init.trunc_normal_(p, std=std, a=-3 * std, b=3 * std)

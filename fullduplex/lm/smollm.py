@@ -65,7 +65,7 @@ def smollm2_config(**overrides: Any) -> LMConfig:
         n_q=16, dep_q=8, card=2048, delays=[0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1],
         depformer_dim=512, depformer_num_heads=8, depformer_num_layers=4, depformer_dim_feedforward=1536,
         depformer_multi_linear=True, depformer_weights_per_step=True, depformer_pos_emb="none",
-        depformer_gating="silu",
+        depformer_gating="silu", depformer_kv_repeat=1,  # SmolLM2's grouped KV heads are the backbone's only
     )
     cfg.update(overrides)
     return LMConfig(**cfg)
