@@ -33,8 +33,13 @@ for p in "${NONFREE_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=(
 if [ ${#missing[@]} -gt 0 ] && [ "${FULLDUPLEX_NO_NONFREE:-0}" != "1" ] && [ -r /etc/os-release ] \
    && . /etc/os-release && [ "${ID:-}" = "debian" ] && [ -n "${VERSION_CODENAME:-}" ]; then
   if [ ! -f "$NONFREE_LIST" ]; then
-    printf 'Types: deb\nURIs: MIRROR\nSuites: %s\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-      "$VERSION_CODENAME" | $SUDO tee "$NONFREE_LIST" >/dev/null
+    # the same mirror the machine already uses for its main component
+    MIRROR=$(grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v security | head -n 1 || true)
+    [ -n "$MIRROR" ] || MIRROR=$(grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | grep -v security | head -n 1 || true)
+    if [ -n "$MIRROR" ]; then
+      printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        "$MIRROR" "$VERSION_CODENAME" | $SUDO tee "$NONFREE_LIST" >/dev/null
+    fi
   fi
   { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
       --no-install-recommends "${missing[@]}"; } \
