@@ -154,7 +154,7 @@ def small_talk(rng) -> Exchange:
 def story(rng) -> Exchange:
     hero, place, event = (str(rng.choice(x)) for x in (HEROES, PLACES, EVENTS))
     sents = [f"Once upon a time there was {hero} who lived {place}.",
-             f"Every day was much the same, and that was fine.",
+             "Every day was much the same, and that was fine.",
              f"But one morning, {hero} {event}.",
              "At first nothing seemed to happen.",
              "Then, slowly, things began to change.",

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,15 +34,20 @@ HUMAN_REFERENCE = {
 }
 
 
-def ipus(segs: np.ndarray) -> np.ndarray:
-    """Merge VAD segments [N, 2] separated by <= 200 ms into IPUs [M, 2]."""
+def merge_segments(segs, gap: float) -> list[list[float]]:
+    """Sorted [start, end] segments (seconds), joined where the silence between them is <= gap."""
     out: list[list[float]] = []
     for s, e in segs:
-        if out and s - out[-1][1] <= IPU_GAP_S:
+        if out and s - out[-1][1] <= gap:
             out[-1][1] = max(out[-1][1], e)
         else:
             out.append([float(s), float(e)])
-    return np.array(out, dtype=np.float64).reshape(-1, 2)
+    return out
+
+
+def ipus(segs: np.ndarray) -> np.ndarray:
+    """Merge VAD segments [N, 2] separated by <= 200 ms into IPUs [M, 2]."""
+    return np.array(merge_segments(segs, IPU_GAP_S), dtype=np.float64).reshape(-1, 2)
 
 
 @dataclass

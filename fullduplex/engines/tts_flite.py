@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import tempfile
 
-import numpy as np
 
 from .base import Word, require_binary, run
 from .text import normalize, words

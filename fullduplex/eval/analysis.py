@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from fullduplex.data.stats import merge_segments
+
 from . import text as T
 
 SR = 16_000
@@ -89,14 +91,7 @@ class Analysis:
         return [w for w in self.words if a <= (w[1] + w[2]) / 2 < b]
 
 
-def merge(segs, gap: float) -> list[list[float]]:
-    out: list[list[float]] = []
-    for s, e in segs:
-        if out and s - out[-1][1] <= gap:
-            out[-1][1] = max(out[-1][1], e)
-        else:
-            out.append([float(s), float(e)])
-    return out
+merge = merge_segments  # VAD segments -> IPUs / episodes, as data.stats does
 
 
 def classify(ep: Episode) -> tuple[str, str]:

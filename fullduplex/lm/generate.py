@@ -23,7 +23,6 @@ the model before building the generator or after, as you like; do not swap its m
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass
 
 import torch
