@@ -63,22 +63,21 @@ def _qlinear(x: torch.Tensor, packed, reduce_range: bool) -> torch.Tensor:
 
 
 class _Norm:
-    """An fp32 RMSNorm computed inline (the operations of nn.RMSNorm); otherwise the module is called."""
+    """An fp32 RMSNorm as one fused call (F.rms_norm: x * rsqrt(mean(x^2) + eps) * alpha, the operations
+    of nn.RMSNorm up to rounding); any other norm is called as a module."""
 
     __slots__ = ("alpha", "eps", "module")
 
     def __init__(self, m: nn.Module):
         self.module = m
         rms = isinstance(m, RMSNorm) and m.alpha.dtype == torch.float32 and m.dtype in (None, torch.float32)
-        self.alpha = m.alpha if rms else None
+        self.alpha = m.alpha.view(-1) if rms else None
         self.eps = m.eps if rms else 0.0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.alpha is None or x.dtype != torch.float32:
             return self.module(x)
-        # mean(x^2) as |x|^2 / dim: vector_norm is several times cheaper than mean on one CPU vector
-        n = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-        return x * (self.alpha * torch.rsqrt(self.eps + n * n / x.shape[-1]))
+        return F.rms_norm(x, self.alpha.shape, self.alpha, self.eps)
 
 
 class _Layer:
@@ -374,7 +373,9 @@ class LMGen:
                 mask &= pos[:, None] - sp < c.context
         else:
             mask = sp >= 0
-        mask = mask[:, None, None]  # [B, 1, 1, n]
+        mask = None if bool(mask.all()) else mask[:, None, None]  # [B, 1, 1, n]; None: every slot visible
+        slots = {o % self.capacity for o in st.offsets_py}
+        same_slot = slots.pop() if len(slots) == 1 else None  # all sessions write the same slot: a slice
         H, Hkv, D = self._heads
         rope = _rope_step_tables(pos, D, c.max_period, self._interleave) if self._rope else None
         gqa = Hkv != H
@@ -388,8 +389,12 @@ class LMGen:
                 qk = rope_rotate(qk[:, :, None], *cs, self._interleave)[:, :, 0]
             q = qk[:, :H, None]  # [B, H, 1, D]
             keys, values = st.keys[li], st.values[li]
-            keys[rows, :, slot] = qk[:, H:]
-            values[rows, :, slot] = v
+            if same_slot is not None:
+                keys[:, :, same_slot] = qk[:, H:]
+                values[:, :, same_slot] = v
+            else:
+                keys[rows, :, slot] = qk[:, H:]
+                values[rows, :, slot] = v
             y = F.scaled_dot_product_attention(q, keys[:, :, :n], values[:, :, :n], attn_mask=mask, enable_gqa=gqa)
             y = L.out_proj(y.reshape(B, 1, H * D))  # [B, H, 1, D] -> [B, 1, H * D]
             x = x + (y if L.ls1 is None else L.ls1(y))

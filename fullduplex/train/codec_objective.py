@@ -56,6 +56,7 @@ class CodecObjective(Objective):
             for cb in rvq.codebooks():
                 cb.training_cfg.decay = c.ema_decay
                 cb.training_cfg.kmeans_iters = c.kmeans_iters
+                cb.training_cfg.threshold_usage_ratio = c.dead_code_threshold
         self.disc = MultiScaleSTFTDiscriminator(tuple(c.disc_n_ffts), filters=c.disc_filters) if c.adversarial else None
         self.mel = MultiScaleMelLoss(self.model.sample_rate)
         if data is None:

@@ -56,6 +56,7 @@ class CodecObjectiveConfig:
     ema_decay: float = 0.99
     kmeans_iters: int = 50
     dead_code_every: int = 5           # steps between dead-code replacements
+    dead_code_threshold: float = 0.1   # a code used less than this x the mean usage is dead
     # semantic distillation of the first codebook: no offline torch teacher here (see codec_objective)
     distill: str | None = None
 
