@@ -9,7 +9,7 @@
 
 from .config import LMConfig
 from .generate import LMGen, sample_token
-from .loading import load_checkpoint, load_kyutai, save_checkpoint
+from .loading import load_checkpoint, load_kyutai, save_checkpoint, save_lora_checkpoint
 from .loss import LMLoss, lm_loss
 from .model import LMModel, LMOutput
 from .quantize import quantize_int8
@@ -18,4 +18,4 @@ from .text import TextTokenizer, text_stream
 
 __all__ = ["LMConfig", "LMGen", "LMLoss", "LMModel", "LMOutput", "TextTokenizer", "lm_loss", "load_checkpoint",
            "load_kyutai", "load_smollm2_tokenizer", "quantize_int8", "sample_token", "save_checkpoint",
-           "smollm2_config", "smollm2_lm", "text_stream"]
+           "save_lora_checkpoint", "smollm2_config", "smollm2_lm", "text_stream"]

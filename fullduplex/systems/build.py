@@ -5,6 +5,7 @@ A model-system checkpoint is a folder:
     system/
       codec/   config.json + model.safetensors           (fullduplex.codec.save_codec)
       lm/      config.json + model.safetensors + tokenizer.json | tokenizer.model
+               or an adapter folder: config.json + lora.json + lora.safetensors (fullduplex.lm.load_checkpoint)
       system.json   optional: {"sampling": {"temp": 0.8, ...}}
 
 Until a trained duplex model exists, ``random_parts("default")`` builds an untrained model of the

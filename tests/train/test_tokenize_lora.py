@@ -7,8 +7,8 @@ from safetensors.torch import load_file
 from train_helpers import lm_cfg
 
 from fullduplex.data.shard import Shard
+from fullduplex.lm.lora import LoRALinear, add_lora, load_lora, merge_lora, save_lora
 from fullduplex.train.tokenize import tokenize_dataset
-from fullduplex.train.lora import LoRALinear, add_lora, load_lora, merge_lora, save_lora
 from fullduplex.train.loop import train
 
 
@@ -92,13 +92,23 @@ def test_lora_adapters(tmp_path):
 
 
 def test_lm_lora_training_saves_adapters_only(tmp_path, shards):
-    cfg = lm_cfg(tmp_path / "run", shards, steps=2, ckpt_every=2, **{"lm.lora": True, "lm.lora_rank": 4})
+    from fullduplex.lm import LMConfig, LMModel, load_checkpoint, save_checkpoint
+    from fullduplex.train.config import load_config
+    from train_helpers import CONFIGS
+
+    # the frozen base is a checkpoint folder, so the export need not ship it (a fresh `config` base would be)
+    torch.manual_seed(0)
+    base = save_checkpoint(LMModel(LMConfig.from_dict(load_config(CONFIGS / "lm_debug.yaml").lm.model)),
+                           tmp_path / "base")
+    over = {"lm.lora": True, "lm.lora_rank": 4, "lm.init": str(base), "lm.model": {}}
+    cfg = lm_cfg(tmp_path / "run", shards, steps=2, ckpt_every=2, **over)
     assert train(cfg)["finished"]
     final = tmp_path / "run" / "final"
     lora = load_file(str(final / "lora.safetensors"))
     assert any(k.endswith("lora_A") for k in lora)
     assert not any(k.startswith("transformer.") and k.endswith(".weight") for k in lora)  # no frozen weights
     assert json.loads((final / "lora.json").read_text())["rank"] == 4
-    resumed = train(lm_cfg(tmp_path / "run", shards, steps=3, ckpt_every=3,
-                           **{"lm.lora": True, "lm.lora_rank": 4}), resume=True)
+    model, _ = load_checkpoint(final)  # base rebuilt from the folder, adapters merged
+    assert model.cfg.dim == 32 and not any(k.endswith("lora_A") for k in model.state_dict())
+    resumed = train(lm_cfg(tmp_path / "run", shards, steps=3, ckpt_every=3, **over), resume=True)
     assert resumed["finished"]

@@ -2,12 +2,16 @@
 
     n = add_lora(model.transformer, rank=64, scaling=2.0)   # base weights frozen
     save_lora(model, "lora.safetensors")                      # only the adapters
-    merge_lora(model)                                         # fold them into the weights
+    merge_lora(model.transformer)                             # fold them into the weights
 
 A :class:`LoRALinear` keeps the base layer's ``weight`` (and ``bias``) under the same names, so the
 model's state-dict keys do not change; it adds ``lora_A`` [rank, in] (random) and ``lora_B``
 [out, rank] (zeros, so training starts from the base model) and computes
 y = x W^T + b + scaling x (x A^T) B^T.
+
+An adapter checkpoint folder (``lora.json`` + ``lora.safetensors``, written and read by
+:mod:`fullduplex.lm.loading`) stores these adapters and the other trained tensors; the frozen base
+is rebuilt when it is loaded.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..nn.fast import Linear as FastLinear
+
+ADAPTER_SUFFIXES = (".lora_A", ".lora_B")
+# the pretrained text backbone of an LMModel: what LoRA training freezes (adapters go on transformer.)
+TEXT_BACKBONE = ("text_emb.", "transformer.", "out_norm.", "text_linear.")
 
 
 class LoRALinear(nn.Linear):
@@ -63,12 +71,30 @@ def add_lora(module: nn.Module, rank: int, scaling: float) -> int:
 
 
 def lora_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in model.state_dict().items() if k.endswith((".lora_A", ".lora_B"))}
+    return {k: v for k, v in model.state_dict().items() if k.endswith(ADAPTER_SUFFIXES)}
 
 
-def save_lora(model: nn.Module, path, extra: dict[str, torch.Tensor] | None = None) -> None:
+def cast_floats(state: dict[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """The floating tensors of ``state`` in ``dtype`` (integer tensors as they are); refuses a cast
+    that turns a finite value into an infinity (float16 tops out at 65504)."""
+    if dtype is None:
+        return dict(state)
+    out = {}
+    for k, v in state.items():
+        if v.is_floating_point() and v.dtype != dtype:
+            w = v.to(dtype)
+            if bool((torch.isinf(w) & torch.isfinite(v)).any()):
+                raise ValueError(f"{k} has values beyond the range of {dtype}; export it in float32")
+            v = w
+        out[k] = v
+    return out
+
+
+def save_lora(model: nn.Module, path, extra: dict[str, torch.Tensor] | None = None,
+              dtype: torch.dtype | None = None) -> None:
+    """Write the adapters (and ``extra`` tensors) to a safetensors file; ``dtype`` casts the floating ones."""
     state = {k: v.detach().contiguous() for k, v in {**lora_state(model), **(extra or {})}.items()}
-    save_file(state, str(path))
+    save_file(cast_floats(state, dtype), str(path))
 
 
 def load_lora(model: nn.Module, path) -> None:
@@ -78,7 +104,8 @@ def load_lora(model: nn.Module, path) -> None:
     unknown = sorted(set(state) - set(own))
     if unknown:
         raise ValueError(f"{path}: tensors {unknown[:4]} are not in the model (add_lora with the same targets first)")
-    model.load_state_dict(state, strict=False)
+    model.load_state_dict({k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state.items()},
+                          strict=False)
 
 
 @torch.no_grad()
