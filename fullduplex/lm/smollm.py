@@ -67,6 +67,7 @@ def smollm2_config(**overrides: Any) -> LMConfig:
         # 14 M parameters; a frame runs it 8 times, so on a CPU its cost is mostly per-call overhead
         depformer_dim=256, depformer_num_heads=4, depformer_num_layers=2, depformer_dim_feedforward=1152,
         depformer_multi_linear=True, depformer_weights_per_step=True, depformer_pos_emb="none",
+        depformer_low_rank_embeddings=64,  # the depth transformer's 49k-entry text table at rank 64
         depformer_gating="silu", depformer_kv_repeat=1,  # SmolLM2's grouped KV heads are the backbone's only
     )
     cfg.update(overrides)
