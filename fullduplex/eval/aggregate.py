@@ -43,6 +43,8 @@ METRICS = [
     MetricDef("M17", "codec round trip (see `eval codec`)", "codec", "value", "", ""),
     MetricDef("M18", "signal hygiene pass rate", "all", "mean", "", "higher"),
     MetricDef("M19", "real-time factor (p50 step / frame)", "all", "value", "", "lower"),
+    MetricDef("M20", "answer correct in the text stream (inner monologue)", "S1", "mean", "", "higher"),
+    MetricDef("M20.spoken", "answer correct in the spoken reply (ASR)", "S1", "mean", "", "higher"),
     MetricDef("S10.rate_follow", "reply rate follows hurried vs calm", "S10", "mean", "", "higher"),
     MetricDef("S10.pitch_follow", "reply pitch follows hurried vs calm", "S10", "mean", "", "higher"),
     MetricDef("S10.loudness_follow", "reply loudness follows loud vs soft", "S10", "mean", "", "higher"),

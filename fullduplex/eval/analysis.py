@@ -65,6 +65,7 @@ class Analysis:
     hygiene: dict
     system_text: str = ""   # the system's text stream inside asr_windows
     asr_windows: list = field(default_factory=list)
+    text_pieces: list | None = None  # the system's timed text [[start_s, text]]; None: it has no text stream
 
     @property
     def invalid(self) -> bool:
@@ -86,6 +87,12 @@ class Analysis:
 
     def speaking_at(self, t: float, tol: float = 0.1) -> bool:
         return any(s - tol <= t <= e + tol for s, e in self.ipus)
+
+    def text_between(self, a: float, b: float) -> str | None:
+        """The system's text stream produced in [a, b); None when the system has no text stream."""
+        if self.text_pieces is None:
+            return None
+        return "".join(t for s, t in self.text_pieces if a <= s < b)
 
     def words_between(self, a: float, b: float) -> list:
         return [w for w in self.words if a <= (w[1] + w[2]) / 2 < b]
@@ -185,6 +192,7 @@ def analyze(out16: np.ndarray, in16: np.ndarray, text_pieces=(), asr: bool = Tru
     for ep in eps:
         ep.words = [w for w in words if ep.start - WORD_MARGIN_S <= (w[1] + w[2]) / 2 < ep.end + WORD_MARGIN_S]
         ep.kind, ep.rule = classify(ep)
-    text = "".join(p["text"] for p in text_pieces if any(a <= p["start"] < b for a, b in wins))
+    text = "".join(p["text"] for p in (text_pieces or ()) if any(a <= p["start"] < b for a, b in wins))
+    pieces = [[round(float(p["start"]), 3), p["text"]] for p in text_pieces] if text_pieces is not None else None
     return Analysis(dur, segs, ipus, eps, words, len(segs) - len(kept), echo_score(out16, in16),
-                    hygiene(out16, ipus), text, wins)
+                    hygiene(out16, ipus), text, wins, pieces)

@@ -1,4 +1,4 @@
-"""Per-item metric values M1-M14 and the FDB-compatible variants (evaluation.md §9.3).
+"""Per-item metric values M1-M14, M20 and the FDB-compatible variants (evaluation.md §9.3).
 
 ``item_metrics`` returns {metric_id: value} for one item, plus a ``debug`` dict saying which
 episode and rule decided each value. Values are 0/1 for rates, seconds for latencies, and
@@ -47,6 +47,17 @@ def _s1(m, an, out, dbg):
     to = fdb_takeover(an.words)
     out["FDB.turn_tor"] = to
     out["FDB.turn_latency"] = fdb_latency(an.words, t_ue) if to else None
+    answer = m.get("answer")
+    if answer:
+        # M20: the checkable answer in what the system says within 10 s of the turn end, read from its
+        # text stream (inner monologue; None for an item where it produced no text) and from ASR of its audio
+        a, b = t_ue - PREMATURE_S, t_ue + RELEVANCE_WINDOW_S
+        said = an.text_between(a, b)
+        anywhere = an.text_between(0.0, an.duration + 1.0)
+        out["M20"] = int(T.contains_answer(said, answer)) if anywhere else None
+        spoken = " ".join(w[0] for w in an.words_between(a, b))
+        out["M20.spoken"] = int(T.contains_answer(spoken, answer))
+        dbg["M20"] = {"answer": answer, "text": said, "asr": spoken}
     dbg["M1"] = {"episode": [hit.start, hit.end, hit.rule] if hit else None,
                  "reply": [reply.start, reply.end, reply.rule] if reply else None,
                  "premature": [[e.start, e.end, e.rule] for e in early]}

@@ -48,7 +48,8 @@ def user_ipus(item: EvalItem, x16: np.ndarray) -> list:
 
 def focus_windows(meta: dict, duration: float) -> list:
     """Where the lexical metrics read the whole transcript: S3 all of it (FDB's backchannel rule),
-    S4-S7 10 s after the overlap (M11, M13), S10 the reply (speech rate)."""
+    S4-S7 10 s after the overlap (M11, M13), S10 the reply (speech rate), S1 10 s after the turn end
+    when the question has a checkable answer (M20)."""
     sid = meta.get("scenario")
     if sid == "S3" or sid is None:
         return [[0.0, duration]]
@@ -57,6 +58,9 @@ def focus_windows(meta: dict, duration: float) -> list:
         return [[ov[1], ov[1] + metrics.RELEVANCE_WINDOW_S]]
     if sid == "S10":
         return [[meta["user_turn_end"] - metrics.PREMATURE_S, duration]]
+    if sid == "S1" and meta.get("answer"):
+        t = meta["user_turn_end"]
+        return [[t - metrics.PREMATURE_S, min(duration, t + metrics.RELEVANCE_WINDOW_S)]]
     return []
 
 
@@ -83,7 +87,7 @@ def analyse_system(items: list[EvalItem], dirs: dict[str, Path], inputs: dict, p
         if cache.exists() and cache.stat().st_mtime >= (d / "output.wav").stat().st_mtime:
             res[it.id] = Analysis.from_json(json.loads(cache.read_text()))
             continue
-        text = json.loads((d / "output_text.json").read_text()) if (d / "output_text.json").exists() else []
+        text = json.loads((d / "output_text.json").read_text()) if (d / "output_text.json").exists() else None
         out16 = _read16(d / "output.wav")
         x = inputs[it.id][0]
         n = len(x)

@@ -116,7 +116,8 @@ def s1_turn_end(rng, idx, seed, cfg) -> list[ScenarioItem]:
     dur = t_ue + cfg.turn_tail_s
     return [ScenarioItem(f"S1_{idx:03d}", tr.render(dur),
                          _meta("S1", idx, seed, cfg, tr, dur, v.voice, user_turn_end=t_ue,
-                               text=" ".join(sents), keywords=keywords(" ".join(ex.user))))]
+                               text=" ".join(sents), keywords=keywords(" ".join(ex.user)),
+                               answer=ex.answer, reply=" ".join(ex.assistant)))]
 
 
 def s2_pause(rng, idx, seed, cfg) -> list[ScenarioItem]:

@@ -1,5 +1,5 @@
 """Word lists and text rules for the lexical metrics: keywords (M11, M13), backchannel cues
-(CANDOR "Backbiter", evaluation.md §6), repair phrases (M13)."""
+(CANDOR "Backbiter", evaluation.md §6), repair phrases (M13), answer matching (M20)."""
 
 from __future__ import annotations
 
@@ -53,3 +53,20 @@ def has_repair(text: str) -> bool:
 
 def jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if (a or b) else 0.0
+
+
+def spoken_tokens(text: str) -> list[str]:
+    """:func:`tokens` with numerals written out ("42" -> "forty two", "1,000" -> "one thousand") and
+    "and" dropped inside numbers' words, so that ASR digits and the content's number words compare."""
+    from fullduplex.data.content import number_words
+
+    out: list[str] = []
+    for t in tokens(re.sub(r"(?<=\d),(?=\d{3})", "", text)):
+        out.extend(number_words(int(t)).split() if t.isdigit() and int(t) < 10_000 else [t])
+    return [t for t in out if t != "and"]
+
+
+def contains_answer(text: str, answer: str) -> bool:
+    """Whether the answer's words occur in text, contiguous and in order (see :func:`spoken_tokens`)."""
+    a, t = spoken_tokens(answer), spoken_tokens(text)
+    return bool(a) and any(t[i:i + len(a)] == a for i in range(len(t) - len(a) + 1))

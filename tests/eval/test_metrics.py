@@ -108,3 +108,32 @@ def test_fdb_rules():
     assert fdb_takeover([["well", 0.0, 0.2], ["okay", 1.0, 1.2]]) == 1
     assert fdb_backchannel([[0, 0.5], [2, 6]], []) == (1, 1)       # > 3 s segment ends the scan
     assert fdb_backchannel([[0, 0.5], [2, 2.4]], [["mhm", 2.0, 2.3]]) == (0, 2)
+
+
+def test_answer_matching_normalises_numbers_and_needs_order():
+    from fullduplex.eval.text import contains_answer
+
+    assert contains_answer("The answer is 42.", "forty two")
+    assert contains_answer("That makes one thousand two hundred and five", "1,205")
+    assert contains_answer("Sure, it is Paris!", "paris")
+    assert not contains_answer("It is forty three.", "forty two")
+    assert not contains_answer("two forty", "forty two")
+    assert not contains_answer("", "paris") and not contains_answer("paris", "")
+
+
+def test_answer_in_text_stream_and_in_speech(speech):
+    """M20 reads the text stream after the turn end, M20.spoken the ASR of the reply (which says Paris)."""
+    meta, user, out, t_ue = _turn_item(speech, 0.2)
+    meta = dict(meta, answer="Paris")
+    focus = [[t_ue - metrics.PREMATURE_S, t_ue + metrics.RELEVANCE_WINDOW_S]]
+    right = [{"start": t_ue + 0.3, "text": " Sure. The capital"}, {"start": t_ue + 1.0, "text": " is Paris."}]
+    vals, dbg = metrics.item_metrics(meta, analyze(out, user, right, focus=focus), [])
+    assert vals["M20"] == 1 and vals["M20.spoken"] == 1, dbg["M20"]
+    early = [{"start": t_ue - 2.0, "text": " Paris"}, {"start": t_ue + 1.0, "text": " is Rome."}]
+    vals, _ = metrics.item_metrics(meta, analyze(out, user, early, focus=focus), [])
+    assert vals["M20"] == 0  # before the question ended it does not count
+    vals, _ = metrics.item_metrics(meta, analyze(out, user, [], focus=focus), [])
+    assert vals["M20"] is None  # no text stream: not scored
+    wrong = dict(meta, answer="Berlin")
+    vals, _ = metrics.item_metrics(wrong, analyze(out, user, right, focus=focus), [])
+    assert vals["M20"] == 0 and vals["M20.spoken"] == 0
