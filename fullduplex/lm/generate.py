@@ -18,11 +18,18 @@ once per session: the temporal transformer a ring cache of ``context`` steps, th
 (``dep_q`` steps inside every frame) buffers that are overwritten in place each frame. A step
 allocates no new streaming state. The model's weights are read at every step, so quantize or cast
 the model before building the generator or after, as you like; do not swap its modules mid-session.
+
+Sampling settings are per row: the constructor's are every row's defaults (``start`` gives them to
+all rows), ``set_row_sampling(row, ...)`` changes one row, ``reset`` leaves them alone. While all rows
+agree, a step samples exactly as :func:`sample_token` does (the same draws as Kyutai's ``LMGen``);
+rows that differ are sampled together by :func:`sample_rows`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import operator
 from dataclasses import dataclass
 
 import torch
@@ -155,6 +162,122 @@ def sample_token(logits: torch.Tensor, use_sampling: bool, temp: float, top_k: i
     return (choice if idx is None else idx.gather(-1, choice))[:, 0]
 
 
+def _check_temp(name: str, value) -> float:
+    try:
+        v = float(value) if not isinstance(value, (bool, str, bytes)) else None
+    except (TypeError, ValueError):
+        v = None
+    if v is None or not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a finite number >= 0 (0 = greedy), got {value!r}")
+    return v
+
+
+def _check_top_k(name: str, value) -> int:
+    try:
+        v = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        v = int(value) if isinstance(value, float) and value.is_integer() else None
+    if v is None or v < 0:
+        raise ValueError(f"{name} must be an integer >= 0 (0 = no limit), got {value!r}")
+    return v
+
+
+def _check_flag(name: str, value) -> bool:
+    if value not in (True, False):  # bool, numpy bool, 0 or 1
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_row_sampling(temp=None, temp_text=None, top_k=None, top_k_text=None, use_sampling=None) -> dict:
+    """The given (not None) sampling settings, checked and converted: temperatures to finite floats
+    >= 0, top-k to ints >= 0, use_sampling to bool. ValueError names the first bad one."""
+    out = {}
+    for name, value, check in (("temp", temp, _check_temp), ("temp_text", temp_text, _check_temp),
+                               ("top_k", top_k, _check_top_k), ("top_k_text", top_k_text, _check_top_k),
+                               ("use_sampling", use_sampling, _check_flag)):
+        if value is not None:
+            out[name] = check(name, value)
+    return out
+
+
+class _RowPlan:
+    """How one stream (text, or audio) is sampled this session: its settings per row and, when rows
+    differ, the tensors of the per-row path (built when settings change, not per step)."""
+
+    __slots__ = ("uniform", "use_sampling", "temp", "top_k", "all_greedy", "greedy", "temps", "ks", "device",
+                 "vocab", "mode", "kmax", "drop", "kidx", "open_rows")
+
+    def __init__(self, rows: list[tuple[bool, float, int]], device):
+        key = [("greedy",) if not u or t <= 0 else (t, k) for u, t, k in rows]
+        self.uniform = all(x == key[0] for x in key)
+        self.use_sampling, self.temp, self.top_k = rows[0]  # what every row does when uniform
+        # per-row path: greedy rows (no sampling, temperature 0 or top-k 1) take the argmax of the logits
+        greedy = [len(x) == 1 or x[1] == 1 for x in key]
+        self.all_greedy = all(greedy)
+        self.greedy = None if not any(greedy) else torch.tensor(greedy, device=device)
+        self.temps = torch.tensor([[1.0 if g else x[0]] for g, x in zip(greedy, key)], device=device)  # [B, 1]
+        self.ks = [None if g else x[1] for g, x in zip(greedy, key)]  # None: a greedy row
+        self.device = device
+        self.vocab = -1  # the top-k tensors below are built for this vocabulary size on first use
+        self.mode, self.kmax, self.drop, self.kidx, self.open_rows = "all", 0, None, None, None
+
+    def ranks(self, vocab: int) -> None:
+        """The top-k work for logits over ``vocab`` (greedy rows take no part):
+
+        all        no sampling row limits its top-k: draw over the whole vocabulary
+        topk       every sampling row does: take the largest k (kmax), drop ranks >= each row's k ([B, kmax])
+        threshold  some do, some do not: a limited row keeps the probabilities >= its k-th largest
+                   (kidx [B, 1]), the others (open_rows [B, 1]) keep all; no sort of the whole vocabulary
+        """
+        dev = self.device
+        self.vocab = vocab
+        ks = [None if k is None else (k if 0 < k < vocab else 0) for k in self.ks]  # 0: no limit
+        limited = [k for k in ks if k]
+        self.mode, self.kmax, self.drop, self.kidx, self.open_rows = "all", 0, None, None, None
+        if not limited:
+            return
+        self.kmax = max(limited)
+        if all(k is None or k for k in ks):
+            self.mode = "topk"
+            row_k = torch.tensor([self.kmax if k is None else k for k in ks], device=dev)
+            self.drop = torch.arange(self.kmax, device=dev)[None] >= row_k[:, None]
+        else:
+            self.mode = "threshold"
+            self.kidx = torch.tensor([[k - 1 if k else 0] for k in ks], device=dev)
+            self.open_rows = torch.tensor([[not k] for k in ks], device=dev)
+
+
+def sample_rows(logits: torch.Tensor, plan: _RowPlan, generator: torch.Generator | None = None) -> torch.Tensor:
+    """logits [B, V] -> tokens long [B], each row with its own settings (``plan``).
+
+    While all rows agree this is :func:`sample_token`. Otherwise temperatures divide as a [B, 1]
+    tensor; top-k takes the largest k of the rows and gives the ranks past each row's own k
+    probability 0 (or, when some rows have no limit, a threshold at each limited row's k-th largest
+    probability: ties with it are kept); greedy rows take the argmax of their logits, as
+    :func:`sample_token` does. The draw is sample_token's: argmax(p / E), E ~ Exp(1).
+    """
+    if plan.uniform:
+        return sample_token(logits, plan.use_sampling, plan.temp, plan.top_k, generator)
+    if plan.all_greedy:
+        return logits.argmax(dim=-1)
+    if plan.vocab != logits.shape[-1]:
+        plan.ranks(logits.shape[-1])
+    probs = torch.softmax(logits.float() / plan.temps, dim=-1)
+    idx = None
+    if plan.mode == "topk":
+        probs, idx = torch.topk(probs, plan.kmax, dim=-1)
+        probs.masked_fill_(plan.drop, 0.0)
+    elif plan.mode == "threshold":
+        thr = torch.topk(probs, plan.kmax, dim=-1).values.gather(-1, plan.kidx).masked_fill_(plan.open_rows, 0.0)
+        probs.masked_fill_(probs < thr, 0.0)
+    noise = torch.empty_like(probs).exponential_(1, generator=generator)
+    choice = (probs / noise).argmax(dim=-1, keepdim=True)
+    tokens = (choice if idx is None else idx.gather(-1, choice))[:, 0]
+    if plan.greedy is not None:
+        tokens = torch.where(plan.greedy, logits.argmax(dim=-1), tokens)
+    return tokens
+
+
 @dataclass
 class _GenState:
     batch_size: int
@@ -180,8 +303,13 @@ class LMGen:
             raise ValueError("LMGen needs the model in eval mode (call model.eval())")
         self.model = model
         self.cfg = c = model.cfg
-        self.use_sampling, self.temp, self.temp_text = use_sampling, temp, temp_text
-        self.top_k, self.top_k_text = top_k, top_k_text
+        # every row's defaults (start() gives them to all rows; set_row_sampling changes one row)
+        self.use_sampling = _check_flag("use_sampling", use_sampling)
+        self.temp, self.temp_text = _check_temp("temp", temp), _check_temp("temp_text", temp_text)
+        self.top_k, self.top_k_text = _check_top_k("top_k", top_k), _check_top_k("top_k_text", top_k_text)
+        self._row_settings: list[dict] = []
+        self._text_plan: _RowPlan | None = None
+        self._audio_plan: _RowPlan | None = None
         if seed is not None and generator is None:
             generator = torch.Generator(device=model.device).manual_seed(seed)
         self.generator = generator  # None: torch's global RNG
@@ -240,6 +368,10 @@ class LMGen:
         self._build_plan()
         self._state = _GenState(batch_size, cache, torch.zeros(batch_size, dtype=torch.long, device=dev),
                                 [0] * batch_size, t_keys, t_values, slot_pos, 0, keys, values)
+        defaults = dict(use_sampling=self.use_sampling, temp=self.temp, temp_text=self.temp_text,
+                        top_k=self.top_k, top_k_text=self.top_k_text)
+        self._row_settings = [dict(defaults) for _ in range(batch_size)]
+        self._plan_sampling()
 
     def stop(self) -> None:
         self._state = None
@@ -267,6 +399,35 @@ class LMGen:
         for i, r in enumerate(mask.tolist()):
             if r:
                 st.offsets_py[i] = 0
+
+    # ------------------------------------------------------------------ per-row sampling
+    def set_row_sampling(self, row: int, temp: float | None = None, temp_text: float | None = None,
+                         top_k: int | None = None, top_k_text: int | None = None,
+                         use_sampling: bool | None = None) -> None:
+        """Change the sampling settings of session ``row`` (None: leave that one as is).
+
+        Temperatures are finite numbers >= 0, top-k integers >= 0 (0 = the whole vocabulary); a
+        temperature of 0 or use_sampling False makes that stream greedy for this row. Invalid values
+        raise ValueError and change nothing. The settings last until the next start() or call.
+        """
+        st = self._require_state()
+        if isinstance(row, bool) or not hasattr(row, "__index__") or not 0 <= int(row) < st.batch_size:
+            raise ValueError(f"row must be an integer in [0, {st.batch_size}), got {row!r}")
+        new = check_row_sampling(temp, temp_text, top_k, top_k_text, use_sampling)
+        settings = self._row_settings[int(row)]
+        if any(settings[k] != v for k, v in new.items()):
+            settings.update(new)
+            self._plan_sampling()
+
+    def row_sampling(self, row: int) -> dict:
+        """The settings session ``row`` samples with: temp, temp_text, top_k, top_k_text, use_sampling."""
+        self._require_state()
+        return dict(self._row_settings[row])
+
+    def _plan_sampling(self) -> None:
+        dev, rows = self.model.device, self._row_settings
+        self._text_plan = _RowPlan([(r["use_sampling"], r["temp_text"], r["top_k_text"]) for r in rows], dev)
+        self._audio_plan = _RowPlan([(r["use_sampling"], r["temp"], r["top_k"]) for r in rows], dev)
 
     def _require_state(self) -> _GenState:
         if self._state is None:
@@ -300,8 +461,7 @@ class LMGen:
         h = self._temporal(tokens)  # [B, 1, dim]
         text = None
         if self._text_linear is not None:
-            text = sample_token(self._text_linear(h)[:, 0], self.use_sampling, self.temp_text, self.top_k_text,
-                                self.generator)
+            text = sample_rows(self._text_linear(h)[:, 0], self._text_plan, self.generator)
         audio = self._depformer_frame(text, h)  # [B, dep_q]
 
         st.offsets += 1
@@ -412,6 +572,7 @@ class LMGen:
         B = h.shape[0]
         prev = text
         out = []
+        audio_plan = self._audio_plan
         for cb, (dep_in, emb_w, low_rank, layers, norm, head) in enumerate(self._d_steps):
             x = dep_in(h)
             if prev is not None:
@@ -438,7 +599,7 @@ class LMGen:
                 x = x + (y if L.ls1 is None else L.ls1(y))
                 x = L.feed_forward(x)
             logits = head(x if norm is None else norm(x))[:, 0]
-            prev = sample_token(logits, self.use_sampling, self.temp, self.top_k, self.generator)
+            prev = sample_rows(logits, audio_plan, self.generator)
             out.append(prev)
         if not out:  # no audio generated (a text-only model)
             return torch.zeros(B, 0, dtype=torch.long, device=h.device)

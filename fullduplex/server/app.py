@@ -1,7 +1,8 @@
 """``fullduplex serve``: the aiohttp application.
 
     GET /            the browser client (static files, served from this package; no CDN)
-    GET /api/chat    WebSocket, Moshi's protocol (docs/protocol.md); ?format=pcm for raw PCM audio
+    GET /api/chat    WebSocket, Moshi's protocol (docs/protocol.md); ?format=pcm for raw PCM audio;
+                     Moshi's text_temperature, text_topk, audio_temperature, audio_topk set the session's sampling
     GET /metrics     Prometheus text: sessions, step time, per-session frame time p50/p99, drops, lag
     GET /healthz     "ok"
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from aiohttp import WSMsgType, web
 
 from . import protocol as P
+from . import sampling as S
 from .engine import Busy, Engine
 from .metrics import prometheus
 
@@ -107,8 +109,24 @@ async def chat(request: web.Request) -> web.StreamResponse:
         await ws.send_bytes(P.pack(P.ERROR, f"unknown format {fmt!r}: use opus (default) or pcm"))
         await ws.close(code=POLICY_VIOLATION)
         return ws
+    per_session = all(callable(getattr(engine.system, n, None))
+                      for n in ("set_sampling", "effective_sampling", "sampling_limits"))
+    ignored = S.given(request.query)
+    overrides: dict = {}
+    if per_session:  # this session's own sampling settings; bad ones end it before it takes a slot
+        try:
+            overrides = S.parse_query(request.query, engine.system.sampling_limits())
+            sampling = engine.system.effective_sampling(overrides)
+        except ValueError as e:
+            engine.protocol_errors += 1
+            await ws.send_bytes(P.pack(P.ERROR, str(e)))
+            await ws.close(code=POLICY_VIOLATION, message=str(e).encode("ascii", "replace")[:120])
+            return ws
+        ignored = [n for n in ignored if n not in S.QUERY]
+    else:  # the system samples one way for everyone (or not at all): say so
+        sampling = app[SAMPLING]
     try:
-        sess = engine.open(fmt)
+        sess = engine.open(fmt, sampling=overrides)
     except Busy as e:
         await ws.send_bytes(P.pack(P.ERROR, str(e)))
         await ws.close(code=TRY_AGAIN_LATER, message=b"busy")
@@ -117,7 +135,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
     sess.send_nowait(P.handshake())
     sess.send_nowait(P.pack(P.METADATA, json.dumps({
         "session": sess.id, "sample_rate": engine.sample_rate, "frame_size": engine.frame_size,
-        "format": fmt, "sampling": app[SAMPLING], "system": app[SYSTEM_NAME]})))
+        "format": fmt, "sampling": sampling, "sampling_per_session": per_session, "ignored": ignored,
+        "system": app[SYSTEM_NAME]})))
     receiver = loop.create_task(_receive(ws, sess, engine, cfg, RateLimit(cfg.max_messages_per_s)))
     sender = loop.create_task(_sender(ws, sess, engine, cfg, receiver.cancel))
     try:

@@ -1,6 +1,7 @@
 """The clock of the server: every 80 ms, one batched step for all live sessions.
 
-Sessions own rows of one ``BatchedDuplexSystem``. A tick takes one frame per live session (silence
+Sessions own rows of one ``BatchedDuplexSystem`` (and, on a system with ``set_sampling``, their own
+sampling settings, applied whenever their row restarts). A tick takes one frame per live session (silence
 if its audio is late), steps the whole batch once in a worker thread (the event loop keeps serving
 sockets meanwhile) and hands each session its output frame. When a step takes longer than a frame
 the schedule falls behind (``tick_lag_ms``); past one second it is resynchronised and the sessions'
@@ -49,10 +50,12 @@ class Engine:
         self._task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ sessions
-    def open(self, fmt: str = "opus") -> Session:
+    def open(self, fmt: str = "opus", sampling: dict | None = None) -> Session:
+        """A session on a free row; ``sampling``: its overrides of the system's sampling settings
+        (checked by the caller; given to a system with ``set_sampling`` whenever its row restarts)."""
         for row, s in enumerate(self.slots):
             if s is None:
-                sess = Session(row, self.frame_size, self.sample_rate, fmt)
+                sess = Session(row, self.frame_size, self.sample_rate, fmt, sampling=sampling)
                 self.slots[row] = sess
                 log.info("session %s opened (row %d, %s, %d/%d in use)", sess.id, row, fmt, self.active(),
                          self.max_sessions)
@@ -125,7 +128,9 @@ class Engine:
         t_tick = time.monotonic()
         for s in live:
             if not s.started_row:
-                self.system.reset(s.row)
+                self.system.reset(s.row)  # also the system's own sampling settings
+                if s.sampling:
+                    self.system.set_sampling(s.row, s.sampling)
                 s.started_row = True
             user[s.row], _ = s.next_frame()
             t_in[s.row] = t_tick

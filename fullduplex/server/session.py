@@ -21,7 +21,7 @@ class Session:
     """
 
     def __init__(self, row: int, frame_size: int, sample_rate: int, fmt: str = "opus",
-                 max_backlog: int = 25, max_out: int = 64):
+                 max_backlog: int = 25, max_out: int = 64, sampling: dict | None = None):
         import sphn
 
         if fmt not in ("opus", "pcm"):
@@ -33,6 +33,7 @@ class Session:
         self.pending = np.zeros(0, dtype=np.float32)  # decoded samples not yet a whole frame
         self.frames: deque[tuple[np.ndarray, float]] = deque()  # (frame, time it was complete)
         self.max_backlog = max_backlog
+        self.sampling = dict(sampling or {})  # this session's overrides of the system's sampling settings
         self.out: asyncio.Queue[bytes] = asyncio.Queue(maxsize=max_out)
         self.stats = SessionStats()
         self.live = False          # becomes True with the first user audio: the engine then starts the row

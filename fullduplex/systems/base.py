@@ -53,3 +53,9 @@ class BatchedDuplexSystem(Protocol):
 
     def step(self, user: np.ndarray, active: Sequence[bool] | None = None) -> list[Frame]:
         """user: float32 [batch_size, frame_size] -> one Frame per session."""
+
+    # Optional, for systems that sample each session with its own settings (the model system):
+    #   effective_sampling(overrides) -> dict   the settings a session with these overrides gets (checks them)
+    #   set_sampling(index, overrides) -> dict  session index samples so until reset(index)
+    #   sampling_limits() -> dict               the largest top-k of each stream
+    # The server gives a session's query settings only to systems that have all three.

@@ -14,6 +14,10 @@ on, the frame returned by ``step`` after user frame k is the system's audio for 
 Every session is one row of the batch; ``reset(i)`` restarts row i while the others go on. Rows not
 ``active`` in a tick are still computed (the batch has a fixed shape) on silence and their output is
 ignored; reset a row before giving it to a new session.
+
+Sampling settings are per row too: ``set_sampling(i, {"temp": 0.6})`` changes session i's, and
+``reset(i)`` gives row i the system's own settings again (a new session never inherits the last one's).
+The seed is the batch's: one random generator draws for all rows.
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ import numpy as np
 import torch
 
 from ..lm import LMGen
+from ..lm.generate import check_row_sampling
 from .base import Frame
 from .build import ModelParts
 from .detok import Detokenizer
 
 SAMPLING_KEYS = ("temp", "temp_text", "top_k", "top_k_text", "use_sampling", "seed")
 DEFAULT_SAMPLING = dict(temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, use_sampling=True, seed=None)
+ROW_KEYS = ("temp", "temp_text", "top_k", "top_k_text", "use_sampling")  # what one row may set
 
 
 def sampling_settings(overrides: dict | None = None, base: dict | None = None) -> dict:
@@ -76,6 +82,7 @@ class BatchedModelSystem:
                          seed=s["seed"], check_inputs=False)
         self.codec.streaming_forever(batch_size)
         self.gen.start(batch_size)
+        self._defaults = self.gen.row_sampling(0)  # the settings every row starts (and restarts) with
         self.detoks = [Detokenizer(parts.tokenizer, c.existing_text_padding_id, c.existing_text_end_padding_id)
                        for _ in range(batch_size)]
         self.steps = [0] * batch_size  # frames since each session (re)started
@@ -87,8 +94,44 @@ class BatchedModelSystem:
             mask[i] = True
             self.steps[i] = 0
             self.detoks[i].reset()
+            self.gen.set_row_sampling(i, **self._defaults)
         self.gen.reset(mask)
         self.codec.reset_streaming(mask)
+
+    # ------------------------------------------------------------------ per-session sampling
+    def effective_sampling(self, overrides: dict | None = None) -> dict:
+        """The settings a session with ``overrides`` samples with (all of SAMPLING_KEYS); changes nothing.
+
+        Keys and None values follow :func:`sampling_settings`; values are checked as ``set_sampling``
+        checks them (ValueError naming the setting). ``seed`` is the batch's and cannot differ per row.
+        """
+        overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        sampling_settings(overrides)  # unknown keys -> ValueError naming the known ones
+        seed = overrides.pop("seed", self.sampling["seed"])
+        if seed != self.sampling["seed"]:
+            raise ValueError(f"seed is set for the whole batch (it is {self.sampling['seed']}); "
+                             f"a session cannot have its own; per-session settings: {list(ROW_KEYS)}")
+        out = dict(self._defaults)
+        out.update(check_row_sampling(**overrides))
+        out["seed"] = self.sampling["seed"]
+        return out
+
+    def set_sampling(self, index: int, overrides: dict) -> dict:
+        """Session ``index`` samples with the system's settings updated by ``overrides`` (keys of
+        SAMPLING_KEYS; a key left out or None keeps the system's setting, whatever an earlier call
+        set); returns them. Lasts until ``reset(index)``."""
+        i = self._check_index(index)
+        settings = self.effective_sampling(overrides)
+        self.gen.set_row_sampling(i, **{k: settings[k] for k in ROW_KEYS})
+        return self.row_sampling(i)
+
+    def row_sampling(self, index: int) -> dict:
+        """The settings session ``index`` samples with now (all of SAMPLING_KEYS)."""
+        return {**self.gen.row_sampling(self._check_index(index)), "seed": self.sampling["seed"]}
+
+    def sampling_limits(self) -> dict:
+        """The largest useful top-k of each stream (its vocabulary size)."""
+        return {"top_k": self.lm.cfg.card, "top_k_text": self.lm.cfg.text_card}
 
     def _check_index(self, index: int) -> int:
         if not 0 <= index < self.batch_size:

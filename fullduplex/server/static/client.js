@@ -5,6 +5,9 @@
 
 const KIND = {HANDSHAKE: 0, AUDIO: 1, TEXT: 2, CONTROL: 3, METADATA: 4, ERROR: 5, PING: 6, PCM: 0x80};
 const SAMPLE_RATE = 24000, FRAME = 1920;
+// query parameter -> the key of the metadata's "sampling" that reports it
+const SAMPLING_FIELDS = {text_temperature: "temp_text", text_topk: "top_k_text",
+                         audio_temperature: "temp", audio_topk: "top_k"};
 const $ = (id) => document.getElementById(id);
 
 // Numbers the page exposes (also read by the end-to-end test).
@@ -32,7 +35,8 @@ function rms(x) {
 
 function chatUrl() {
   const p = new URLSearchParams({format: "pcm"});
-  for (const k of ["text_temperature", "text_topk", "audio_temperature", "audio_topk"]) p.set(k, $(k).value);
+  // sampling settings of this session; an empty field leaves the server's setting
+  for (const k of Object.keys(SAMPLING_FIELDS)) if ($(k).value.trim()) p.set(k, $(k).value.trim());
   const token = $("token").value;
   if (token) p.set("token", token);
   const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -110,7 +114,11 @@ function onMessage(e) {
   } else if (kind === KIND.METADATA) {
     try {
       const m = JSON.parse(new TextDecoder().decode(payload));
-      $("server_sampling").textContent = "server sampling: " + JSON.stringify(m.sampling || {});
+      const s = m.sampling || {};
+      stats.sampling = s;
+      for (const [k, key] of Object.entries(SAMPLING_FIELDS)) if (key in s) $(k).placeholder = String(s[key]);
+      $("server_sampling").textContent = (m.sampling_per_session ? "this session's sampling: " : "server sampling: ") +
+        JSON.stringify(s) + (m.ignored && m.ignored.length ? ` (ignored: ${m.ignored.join(", ")})` : "");
     } catch (err) { /* metadata is informational */ }
   } else if (kind === KIND.ERROR) {
     const msg = new TextDecoder().decode(payload);

@@ -1,0 +1,153 @@
+"""Per-row sampling settings in one batch: greedy rows stay greedy, sampling rows sample, settings
+are checked and last across resets."""
+import math
+
+import pytest
+import torch
+
+from fullduplex.lm import LMGen, sample_token
+from fullduplex.lm.generate import _RowPlan, sample_rows
+
+
+def _users(seeds, steps, k=8, card=64):
+    return torch.cat([torch.randint(0, card, (1, k, steps), generator=torch.Generator().manual_seed(s))
+                      for s in seeds])
+
+
+def _run(gen, user, rows=None, steps=None):
+    """Outputs of every step (None while the delays fill); ``rows``: {row: settings} set after start."""
+    outs = []
+    with gen.streaming(user.shape[0]):
+        for r, settings in (rows or {}).items():
+            gen.set_row_sampling(r, **settings)
+        for t in range(steps or user.shape[-1]):
+            out = gen.step(user[:, :, t:t + 1])
+            outs.append(None if out is None else out.clone())
+    return outs
+
+
+def test_greedy_rows_in_a_mixed_batch_match_an_all_greedy_batch(ours):
+    steps = 32
+    user = _users((11, 12, 13, 14, 15), steps)
+    greedy = _run(LMGen(ours, use_sampling=False), user)
+    mixed = _run(LMGen(ours, seed=5, temp=1.0, temp_text=1.0), user, rows={
+        0: dict(temp=0.0, temp_text=0.0),          # temperature 0: greedy
+        1: dict(top_k=1, top_k_text=1),            # top-k 1: greedy too
+        3: dict(use_sampling=False),               # no sampling
+        4: dict(temp=0.0, top_k_text=1),           # greedy audio and text by different settings
+    })                                             # row 2 samples (temperature 1, default top-k)
+    assert greedy[0] is None and mixed[0] is None
+    for t in range(1, steps):
+        for r in (0, 1, 3, 4):
+            assert torch.equal(mixed[t][r], greedy[t][r]), (t, r)
+    # the sampling row leaves the greedy path within 30 frames
+    assert any(not torch.equal(mixed[t][2], greedy[t][2]) for t in range(1, 31))
+
+
+def test_a_row_can_sample_one_stream_and_take_the_other_greedily(ours):
+    user = _users((21, 22), 30)
+    greedy = _run(LMGen(ours, use_sampling=False), user)
+    out = _run(LMGen(ours, seed=9, temp=1.0, temp_text=1.0), user, rows={0: dict(temp_text=0.0),  # greedy text
+                                                                        1: dict(temp=0.0)})       # greedy audio
+    # the first text token only sees the inputs: greedy in row 0 (later the sampled audio feeds back)
+    assert out[1][0, 0] == greedy[1][0, 0]
+    assert any(not torch.equal(out[t][0, 1:], greedy[t][0, 1:]) for t in range(1, 30))
+    assert any(out[t][1, 0] != greedy[t][1, 0] for t in range(1, 30))
+
+
+def test_all_rows_alike_is_the_uniform_path_bit_for_bit(ours):
+    """Settings changed and changed back draw exactly what an untouched generator draws."""
+    user = _users((31, 32, 33), 20)
+    a = _run(LMGen(ours, seed=3, temp=0.9, temp_text=0.6, top_k=20, top_k_text=7), user)
+    gen = LMGen(ours, seed=3, temp=0.9, temp_text=0.6, top_k=20, top_k_text=7)
+    outs = []
+    with gen.streaming(3):
+        gen.set_row_sampling(1, temp=0.0, top_k=3, use_sampling=False)
+        assert not gen._audio_plan.uniform
+        gen.set_row_sampling(1, temp=0.9, top_k=20, use_sampling=True)
+        assert gen._audio_plan.uniform and gen._text_plan.uniform
+        for t in range(20):
+            out = gen.step(user[:, :, t:t + 1])
+            outs.append(None if out is None else out.clone())
+    assert all(torch.equal(x, y) for x, y in zip(a[1:], outs[1:]))
+
+
+def test_uniform_plan_draws_as_sample_token():
+    logits = torch.randn(3, 40, generator=torch.Generator().manual_seed(0))
+    plan = _RowPlan([(True, 0.8, 5)] * 3, "cpu")
+    a = sample_rows(logits, plan, torch.Generator().manual_seed(1))
+    b = sample_token(logits, True, 0.8, 5, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("settings, mode", [
+    ([(True, 0.5, 3), (True, 1.5, 0), (True, 0.0, 7), (True, 1.0, 1), (True, 0.7, 500)], "threshold"),
+    ([(True, 0.5, 3), (True, 1.5, 12), (False, 0.8, 7), (True, 1.0, 1), (True, 0.7, 5)], "topk"),
+    ([(True, 0.5, 0), (True, 1.5, 40), (True, 0.0, 7), (True, 1.0, 1), (True, 0.7, 30)], "all"),
+])
+def test_per_row_draws_follow_each_rows_distribution(settings, mode):
+    """Many copies of five rows with different settings: each row's draws stay inside its top-k and
+    follow softmax(logits / temp) renormalised over it."""
+    V, n = 30, 1500
+    base = torch.randn(len(settings), V, generator=torch.Generator().manual_seed(2)) * 2
+    logits = base.repeat(n, 1)
+    plan = _RowPlan(settings * n, "cpu")
+    assert not plan.uniform
+    tokens = sample_rows(logits, plan, torch.Generator().manual_seed(4)).view(n, len(settings))
+    assert plan.mode == mode
+    for r, (use, temp, k) in enumerate(settings):
+        drawn = torch.bincount(tokens[:, r], minlength=V).float() / n
+        if not use or temp == 0 or k == 1:
+            assert (tokens[:, r] == base[r].argmax()).all(), r
+            continue
+        p = torch.softmax(base[r] / temp, dim=-1)
+        if 0 < k < V:
+            keep = torch.zeros(V, dtype=torch.bool)
+            keep[p.topk(k).indices] = True
+            assert (drawn[~keep] == 0).all(), r
+            p = torch.where(keep, p, torch.zeros_like(p))
+            p = p / p.sum()
+        assert (drawn - p).abs().max() < 4 * math.sqrt(0.25 / n), (r, drawn, p)
+
+
+def test_bad_settings_are_errors_and_change_nothing(ours):
+    gen = LMGen(ours, temp=0.8)
+    with pytest.raises(RuntimeError, match="streaming"):
+        gen.set_row_sampling(0, temp=0.5)
+    with gen.streaming(2):
+        before = gen.row_sampling(1)
+        for kwargs, match in [(dict(temp=-0.1), "temp must be"), (dict(temp=math.nan), "temp must be"),
+                              (dict(temp_text=math.inf), "temp_text must be"), (dict(temp="0.5"), "temp must be"),
+                              (dict(temp=True), "temp must be"), (dict(top_k=-1), "top_k must be"),
+                              (dict(top_k=2.5), "top_k must be"), (dict(top_k_text="3"), "top_k_text must be"),
+                              (dict(top_k=True), "top_k must be"), (dict(use_sampling="yes"), "use_sampling"),
+                              (dict(temp=0.5, top_k=-3), "top_k must be")]:
+            with pytest.raises(ValueError, match=match):
+                gen.set_row_sampling(1, **kwargs)
+            assert gen.row_sampling(1) == before
+        for row in (-1, 2, "0", 1.0):
+            with pytest.raises(ValueError, match="row must be"):
+                gen.set_row_sampling(row, temp=0.5)
+    with pytest.raises(ValueError, match="temp must be"):
+        LMGen(ours, temp=-1.0)
+    with pytest.raises(ValueError, match="top_k_text must be"):
+        LMGen(ours, top_k_text=-2)
+
+
+def test_settings_survive_reset_and_start_restores_the_defaults(ours):
+    gen = LMGen(ours, temp=0.8, temp_text=0.7, top_k=250, top_k_text=25)
+    defaults = dict(use_sampling=True, temp=0.8, temp_text=0.7, top_k=250, top_k_text=25)
+    user = _users((41, 42), 3)
+    gen.start(2)
+    assert gen.row_sampling(0) == gen.row_sampling(1) == defaults
+    gen.set_row_sampling(1, temp=0.0, top_k_text=4)
+    gen.set_row_sampling(1, temp_text=None)  # None leaves it as is
+    changed = dict(defaults, temp=0.0, top_k_text=4)
+    gen.step(user[:, :, :1])
+    gen.reset(torch.tensor([False, True]))
+    assert gen.row_sampling(1) == changed and gen.row_sampling(0) == defaults
+    gen.reset()
+    assert gen.row_sampling(1) == changed
+    gen.start(2)
+    assert gen.row_sampling(1) == defaults
+    gen.stop()
