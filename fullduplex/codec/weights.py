@@ -108,11 +108,17 @@ def load_codec(path: str | Path | None = None, config: CodecConfig | dict | None
     return load_state(model, state, str(weights))
 
 
-def save_codec(model: Codec, folder: str | Path) -> Path:
-    """Write ``folder/config.json`` and ``folder/model.safetensors`` (atomically)."""
+def save_codec(model: Codec, folder: str | Path, weights_dtype: torch.dtype | None = None) -> Path:
+    """Write ``folder/config.json`` and ``folder/model.safetensors`` (atomically).
+
+    ``weights_dtype`` (e.g. torch.float16, to halve a checkpoint shipped in a repository) casts the
+    parameters only; the codebooks' statistics stay float32. Loading casts back to the model's dtype.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    params = {k for k, _ in model.named_parameters()}
+    state = {k: (v.detach().to(weights_dtype) if weights_dtype is not None and k in params and v.is_floating_point()
+                 else v.detach()).contiguous() for k, v in model.state_dict().items()}
     tmp = folder / (WEIGHTS_NAME + ".tmp")
     save_file(state, str(tmp))
     tmp.replace(folder / WEIGHTS_NAME)

@@ -26,6 +26,28 @@ def test_checkpoint_folder_round_trip(codec, tmp_path):
         assert torch.equal(again.encode(x), codec.encode(x))
 
 
+def test_half_precision_checkpoint_keeps_codebooks_exact(codec, tmp_path, sample_wav):
+    from safetensors.torch import load_file
+
+    from fullduplex.audio import read
+
+    save_codec(codec, tmp_path / "half", weights_dtype=torch.float16)
+    stored = load_file(str(tmp_path / "half" / "model.safetensors"))
+    params = dict(codec.named_parameters())
+    assert all(v.dtype == (torch.float16 if k in params else codec.state_dict()[k].dtype) for k, v in stored.items())
+    half = load_codec(tmp_path / "half")
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    for k, v in codec.state_dict().items():
+        if k not in params:  # codebook statistics: untouched
+            assert torch.equal(half.state_dict()[k], v), k
+    wav, _ = read(sample_wav, 24_000, channels=1)  # [1, T]
+    x = torch.from_numpy(wav[:, : 24_000 * 2]).float()[None]
+    with torch.no_grad():
+        a, b = codec.decode(codec.encode(x)), half.decode(half.encode(x))
+    assert (half.encode(x) == codec.encode(x)).float().mean() > 0.9  # rounding moves few codes
+    assert float((a - b).abs().max()) < 0.5 and float((a - b).pow(2).mean().sqrt()) < 0.1 * float(a.pow(2).mean().sqrt()) + 1e-3
+
+
 def test_config_dict_round_trip_and_unknown_keys():
     cfg = tiny_config()
     assert CodecConfig.from_dict(cfg.to_dict()) == cfg
