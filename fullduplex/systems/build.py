@@ -6,7 +6,8 @@ A model-system checkpoint is a folder:
       codec/   config.json + model.safetensors           (fullduplex.codec.save_codec)
       lm/      config.json + model.safetensors + tokenizer.json | tokenizer.model
                or an adapter folder: config.json + lora.json + lora.safetensors (fullduplex.lm.load_checkpoint)
-      system.json   optional: {"sampling": {"temp": 0.8, ...}}
+      system.json   optional: {"sampling": {"temp": 0.8, ...}, "int8": true}  (int8: run the LM's
+                    linear layers as dynamic int8 by default, as a CPU model is meant to)
 
 Until a trained duplex model exists, ``random_parts("default")`` builds an untrained model of the
 default's intended size (the ``small`` codec + an LM with SmolLM2-135M's temporal shape and an
@@ -39,6 +40,7 @@ class ModelParts:
     tokenizer: TextTokenizer | None
     sampling: dict
     name: str
+    int8: bool = False  # run the LM's linear layers as dynamic int8 unless told otherwise
 
 
 def default_model_path() -> Path:
@@ -92,10 +94,11 @@ def load_parts(folder: str | Path) -> ModelParts:
         raise ValueError(f"{folder}: the codec has {codec.cardinality} codes per codebook, the LM expects {lm.cfg.card}")
     if codec.num_codebooks < lm.cfg.dep_q:
         raise ValueError(f"{folder}: the codec gives {codec.num_codebooks} codebooks, the LM needs {lm.cfg.dep_q}")
-    sampling = {}
-    if (folder / SYSTEM_JSON).exists():
-        sampling = dict(json.loads((folder / SYSTEM_JSON).read_text()).get("sampling", {}))
-    return ModelParts(codec, lm.eval(), tok, sampling, folder.name)
+    meta = json.loads((folder / SYSTEM_JSON).read_text()) if (folder / SYSTEM_JSON).exists() else {}
+    int8 = meta.get("int8", False)
+    if not isinstance(int8, bool):
+        raise ValueError(f"{folder / SYSTEM_JSON}: int8 must be true or false, got {int8!r}")
+    return ModelParts(codec, lm.eval(), tok, dict(meta.get("sampling", {})), folder.name, int8)
 
 
 def save_parts(parts: ModelParts, folder: str | Path) -> Path:
@@ -106,7 +109,7 @@ def save_parts(parts: ModelParts, folder: str | Path) -> Path:
     if parts.tokenizer is not None:
         name = "tokenizer.model" if parts.tokenizer.sp is not None else "tokenizer.json"
         parts.tokenizer.save(folder / "lm" / name)
-    (folder / SYSTEM_JSON).write_text(json.dumps({"sampling": parts.sampling}, indent=1) + "\n")
+    (folder / SYSTEM_JSON).write_text(json.dumps({"sampling": parts.sampling, "int8": parts.int8}, indent=1) + "\n")
     return folder
 
 

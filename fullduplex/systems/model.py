@@ -61,7 +61,7 @@ class BatchedModelSystem:
         self.parts = parts
         # the codec keeps its streaming state in its modules: every system gets its own copy
         self.codec, self.lm = copy.deepcopy(parts.codec).eval(), parts.lm.eval()
-        if int8:
+        if int8 or parts.int8:
             from ..lm.quantize import quantize_int8
 
             self.lm = quantize_int8(copy.deepcopy(self.lm))

@@ -94,6 +94,24 @@ def test_checkpoint_folder_roundtrip(tiny_parts, tmp_path):
     assert isinstance(make_system(str(tmp_path / "sys")), ModelSystem)  # a folder works as --system too
 
 
+def test_system_json_int8_quantizes_the_lm(tiny_parts, tmp_path):
+    import json
+
+    save_parts(tiny_parts, tmp_path / "sys")
+    sys_json = tmp_path / "sys" / "system.json"
+    assert json.loads(sys_json.read_text())["int8"] is False
+    sys_json.write_text(json.dumps({"sampling": {}, "int8": True}))
+    loaded = load_parts(tmp_path / "sys")
+    assert loaded.int8
+    lm = ModelSystem(loaded).batched.lm
+    kinds = {type(m).__name__ for m in lm.modules()}
+    assert "Linear" in kinds and any(m.__module__.startswith("torch.ao.nn.quantized") for m in lm.modules())
+    assert not any(m.__module__.startswith("torch.ao.nn.quantized") for m in loaded.lm.modules())  # a copy
+    sys_json.write_text(json.dumps({"int8": "yes"}))
+    with pytest.raises(ValueError, match="int8 must be true or false"):
+        load_parts(tmp_path / "sys")
+
+
 def test_default_system_says_none_is_bundled_yet():
     if (default_model_path() / "lm").is_dir():
         pytest.skip("a default model is bundled")
