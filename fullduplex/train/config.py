@@ -114,8 +114,36 @@ def _build(cls, d: dict[str, Any], where: str):
             v = _build(sub, v or {}, f"{where}.{k}")
         elif k == "betas":
             v = tuple(v)
+        else:
+            v = _coerce(v, fields[k].type, f"{where}.{k}")
         kwargs[k] = v
     return cls(**kwargs)
+
+
+def _coerce(v: Any, annotation: str, where: str) -> Any:
+    """Check a scalar against its field's type; numbers written as strings are read as numbers
+    (YAML 1.1 reads ``3e-4`` without a dot as a string)."""
+    kinds = [a.strip() for a in str(annotation).split("|")]
+    if v is None and "None" in kinds:
+        return v
+    if "bool" in kinds:
+        if not isinstance(v, bool):
+            raise ValueError(f"{where} must be true or false, got {v!r}")
+        return v
+    if "int" in kinds or "float" in kinds:
+        if isinstance(v, str):
+            try:
+                v = float(v) if "float" in kinds else int(v)
+            except ValueError:
+                raise ValueError(f"{where} must be a number, got {v!r}") from None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{where} must be a number, got {v!r}")
+        if "float" in kinds:
+            return float(v)
+        if isinstance(v, float) and not v.is_integer():
+            raise ValueError(f"{where} must be an integer, got {v!r}")
+        return int(v)
+    return v
 
 
 def config_from_dict(d: dict[str, Any]) -> TrainConfig:

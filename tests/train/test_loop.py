@@ -94,6 +94,16 @@ def test_config_errors(tmp_path):
     p = tmp_path / "c.json"
     p.write_text(json.dumps({"kind": "lm", "steps": 3}))
     assert load_config(p, {"optim.lr": 0.5}).optim.lr == 0.5
+    from fullduplex.train.config import parse_override
+
+    key, value = parse_override("optim.lr=3e-4")  # YAML 1.1 reads this as a string
+    cfg = load_config(p, {key: value, "steps": 12.0})
+    assert cfg.optim.lr == 3e-4 and isinstance(cfg.optim.lr, float) and cfg.steps == 12
+    for bad, msg in (({"optim.lr": "fast"}, "optim.lr must be a number"),
+                     ({"steps": 2.5}, "steps must be an integer"),
+                     ({"progress": "yes"}, "progress must be true or false")):
+        with pytest.raises(ValueError, match=msg):
+            load_config(p, bad)
 
 
 def test_cli_train_and_resume(tmp_path, shards, capsys):
