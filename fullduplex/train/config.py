@@ -74,7 +74,7 @@ class LMObjectiveConfig:
     lora_scaling: float = 2.0
     train_embeddings: bool = True      # with LoRA: also train the audio embeddings, depformer and heads
     base_dtype: str = "fp32"           # with LoRA: fp32 | bf16 for the frozen temporal transformer
-    export_dtype: str = "float16"      # with LoRA: float32 | float16 | bfloat16 for the exported tensors
+    export_dtype: str = "float16"      # with LoRA: float32 | float16 | bfloat16 | int8 (per-row) for the exported tensors
 
 
 @dataclass
@@ -154,8 +154,9 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
         raise ValueError(f"config.precision must be auto, fp32 or bf16, got {cfg.precision!r}")
     if cfg.distributed not in ("ddp", "fsdp"):
         raise ValueError(f"config.distributed must be ddp or fsdp, got {cfg.distributed!r}")
-    if cfg.lm.export_dtype not in ("float32", "float16", "bfloat16"):
-        raise ValueError(f"config.lm.export_dtype must be float32, float16 or bfloat16, got {cfg.lm.export_dtype!r}")
+    if cfg.lm.export_dtype not in ("float32", "float16", "bfloat16", "int8"):
+        raise ValueError("config.lm.export_dtype must be float32, float16, bfloat16 or int8, "
+                         f"got {cfg.lm.export_dtype!r}")
     return cfg
 
 

@@ -1,16 +1,14 @@
 import json
 
-import pytest
-
 from fullduplex.cli import main
-from fullduplex.systems.build import default_model_path
 
 
-def test_serve_without_a_bundled_model_says_so(capsys):
-    if (default_model_path() / "lm").is_dir():
-        pytest.skip("a default model is bundled")
+def test_serve_without_the_bundled_model_says_so(capsys, tmp_path, monkeypatch):
+    import fullduplex.systems.build as build
+
+    monkeypatch.setattr(build, "default_model_path", lambda: tmp_path / "model")  # a package without its assets
     assert main(["serve", "--system", "default", "--port", "0"]) == 2
-    assert "no default duplex model is bundled yet" in capsys.readouterr().err
+    assert "no default duplex model is bundled in" in capsys.readouterr().err
 
 
 def test_bench_serve_json(capsys):

@@ -36,6 +36,21 @@ def test_converse_file_writes_stereo_and_timed_text(tiny_parts, tmp_path, sample
         assert c["start"] >= 0.08 and abs(c["end"] - c["start"] - 0.08) < 1e-6 and c["text"]
 
 
+def test_tail_appends_silence_the_system_answers_in(tmp_path, sample_wav):
+    from fullduplex.cli import main
+
+    out = tmp_path / "echo.wav"
+    assert main(["converse", str(sample_wav), "-o", str(out), "--system", "echo", "--tail", "0.5"]) == 0
+    y, _ = sf.read(out)
+    x, _ = sf.read(sample_wav)
+    assert y.shape == (len(x) + 12_000, 2)
+    np.testing.assert_allclose(y[: len(x), 1], x, atol=1 / 16384)
+    assert not y[len(x):, 1].any()  # right = the user, silent during the tail
+    # the echo says sample t - F at t: its last words land in the tail instead of being cut off
+    np.testing.assert_allclose(y[F:, 0], y[:-F, 1], atol=1 / 16384)
+    assert main(["converse", str(sample_wav), "-o", str(out), "--system", "echo", "--tail", "-1"]) == 2
+
+
 def converse_file_model(parts, inp, out):
     from fullduplex.systems.converse import converse_file
 

@@ -94,6 +94,54 @@ def test_checkpoint_folder_roundtrip(tiny_parts, tmp_path):
     assert isinstance(make_system(str(tmp_path / "sys")), ModelSystem)  # a folder works as --system too
 
 
+def test_pack_writes_a_compact_system_that_runs(tiny_parts, tmp_path, capsys):
+    """`fullduplex pack`: a trained codec folder + an LM adapter folder -> one small system folder."""
+    import copy
+    import json
+
+    from fullduplex.cli import main
+    from fullduplex.codec import save_codec
+    from fullduplex.lm.loading import save_lora_checkpoint
+    from fullduplex.lm.lora import add_lora
+
+    save_codec(tiny_parts.codec, tmp_path / "codec")
+    lm = copy.deepcopy(tiny_parts.lm)
+    add_lora(lm.transformer, rank=2, scaling=1.0)
+    with torch.no_grad():  # trained adapters: not zero
+        for name, p in lm.named_parameters():
+            if name.endswith(".lora_B"):
+                p.copy_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(3)))
+    save_lora_checkpoint(lm, tmp_path / "lm", base="config", rank=2, scaling=1.0,
+                         base_overrides=tiny_parts.lm.cfg.to_dict(), tokenizer=tiny_parts.tokenizer, dtype="float32")
+    exact = tmp_path / "exact"
+    assert main(["pack", "--codec", str(tmp_path / "codec"), "--lm", str(tmp_path / "lm"), "-o", str(exact),
+                 "--codec-dtype", "float32", "--lm-dtype", "float32", "--tokenizer", "--float-runtime"]) == 0
+    small = tmp_path / "small"
+    assert main(["pack", "--codec", str(tmp_path / "codec"), "--lm", str(tmp_path / "lm"), "-o", str(small),
+                 "--tokenizer"]) == 0
+    assert json.loads((small / "system.json").read_text())["int8"] is True
+    size = {k: (f / "codec" / "model.safetensors").stat().st_size + (f / "lm" / "lora.safetensors").stat().st_size
+            for k, f in (("exact", exact), ("small", small))}
+    assert size["small"] < 0.6 * size["exact"]
+    greedy = {"use_sampling": False}
+    merged = copy.deepcopy(tiny_parts)
+    from fullduplex.lm.lora import merge_lora
+
+    merge_lora(lm.transformer)
+    merged.lm = lm.eval()
+    a, b, c = (ModelSystem(p, sampling=greedy) for p in (merged, load_parts(exact), load_parts(small)))
+    for s in (a, b, c):
+        s.reset()
+    for x in _noise(4, 6):
+        fa, fb, fc = a.step(x), b.step(x), c.step(x)
+        np.testing.assert_allclose(fa.audio, fb.audio, atol=1e-5)  # float32 storage: the same system
+        assert fc.audio.shape == fa.audio.shape and np.isfinite(fc.audio).all()
+    capsys.readouterr()
+    assert main(["pack", "--codec", str(tmp_path / "codec"), "--lm", str(tmp_path / "lm"), "-o", str(tmp_path / "lm")]) == 2
+    assert "new folder" in capsys.readouterr().err
+    assert (tmp_path / "lm" / "lora.safetensors").exists()  # the input is untouched
+
+
 def test_system_json_int8_quantizes_the_lm(tiny_parts, tmp_path):
     import json
 
@@ -112,10 +160,11 @@ def test_system_json_int8_quantizes_the_lm(tiny_parts, tmp_path):
         load_parts(tmp_path / "sys")
 
 
-def test_default_system_says_none_is_bundled_yet():
-    if (default_model_path() / "lm").is_dir():
-        pytest.skip("a default model is bundled")
-    with pytest.raises(FileNotFoundError, match="no default duplex model is bundled yet"):
+def test_default_system_without_its_folder_says_what_to_do(tmp_path, monkeypatch):
+    import fullduplex.systems.build as build
+
+    monkeypatch.setattr(build, "default_model_path", lambda: tmp_path / "model")
+    with pytest.raises(FileNotFoundError, match="no default duplex model is bundled in"):
         make_system("default")
 
 
