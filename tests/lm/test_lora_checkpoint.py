@@ -19,7 +19,9 @@ TINY = dict(dim=32, num_heads=2, num_layers=2, n_q=4, dep_q=2, card=32, text_car
 
 
 def _objective(init, export_dtype="float32", model=None, **lm) -> LMObjective:
-    """The trainer's LM objective with LoRA on, its adapters and other trained tensors set at random."""
+    """The trainer's LM objective with LoRA on, its adapters and other trained tensors set at random
+    (the same ones whatever ran before: the fresh tensors come from the global generator)."""
+    torch.manual_seed(0)
     cfg = config_from_dict({"kind": "lm", "lm": {"init": str(init), "model": model or {}, "lora": True,
                                                  "lora_rank": 4, "export_dtype": export_dtype, **lm}})
     obj = LMObjective(cfg, dist=None, data=SimpleNamespace())  # no shards: only the model is used
@@ -115,7 +117,7 @@ def test_float16_export_is_the_rounded_model(tmp_path):
     _round_exported(obj.model, out, torch.float16)
     _assert_logits(loaded, _logits(obj.model, codes), atol=1e-5)
     # (2) Against the unrounded model the logits move by a few of those relative errors compounded
-    #     through three layers (measured: 3.5e-4 of the largest logit, |logit| <= 6 here): bounded
+    #     through three layers (measured: 3.9e-4 of the largest logit, |logit| <= 6 here): bounded
     #     by 1e-3 of the largest logit, about two float16 ulps.
     for x, y in zip(loaded, ref):
         bound = 1e-3 * float(y.nan_to_num().abs().max())
@@ -186,7 +188,7 @@ def test_int8_export_is_the_per_row_rounded_model(tmp_path):
                 t.copy_(values[name])
     _assert_logits(loaded, _logits(obj.model, codes), atol=1e-5)
     # int8 with one scale per row: each value moves by at most half a step, absmax/254 of its row.
-    # Through three layers the logits move by about 1 % of the largest one (measured 1.1 % and 0.4 %):
+    # Through three layers the logits move by about 1 % of the largest one (measured 1.0 % and 0.4 %):
     # bounded by 3 %, and really changed.
     for x, y in zip(loaded, ref):
         bound = 3e-2 * float(y.nan_to_num().abs().max())
@@ -274,7 +276,8 @@ def test_smollm2_base_round_trip(tmp_path):
     assert tok is not None and tok.vocab_size == 49152
     _round_exported(obj.model, out, torch.float16)
     # 30 layers of dim 576: the merged weights (W + s B A, one rounding) and the unmerged sum
-    # (x W + s (x A) B) differ by float32 rounding that grows through the depth (measured: up to
-    # 2.7e-6 of the largest logit, |text logit| ~ 30); bounded by 2e-5 of the largest logit
+    # (x W + s (x A) B) differ by float32 rounding that grows through the depth (measured over
+    # random models: 2e-6 to 1e-5 of the largest logit, once 8e-5); bounded by 1e-4 of the largest
+    # logit, a tenth of what float16 rounding of the adapters alone would cause
     for x, y in zip(_logits(model, codes), _logits(obj.model, codes)):
-        torch.testing.assert_close(x, y, atol=2e-5 * float(y.nan_to_num().abs().max()), rtol=0, equal_nan=True)
+        torch.testing.assert_close(x, y, atol=1e-4 * float(y.nan_to_num().abs().max()), rtol=0, equal_nan=True)
