@@ -40,8 +40,18 @@ def serving(system, **cfg):
         yield f"127.0.0.1:{config.port}", app
     finally:
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
+        asyncio.run_coroutine_threadsafe(_finish_tasks(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
+        loop.close()
+
+
+async def _finish_tasks() -> None:
+    """Let the tasks that shutdown cancelled (a session's sender, say) finish before the loop closes."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def tone(seconds: float, sr: int = 24_000, freq: float = 300.0) -> np.ndarray:
