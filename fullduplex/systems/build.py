@@ -110,8 +110,12 @@ def save_parts(parts: ModelParts, folder: str | Path) -> Path:
     if parts.tokenizer is not None:
         name = "tokenizer.model" if parts.tokenizer.sp is not None else "tokenizer.json"
         parts.tokenizer.save(folder / "lm" / name)
-    (folder / SYSTEM_JSON).write_text(json.dumps({"sampling": parts.sampling, "int8": parts.int8}, indent=1) + "\n")
+    _write_system_json(folder, parts.sampling, parts.int8)
     return folder
+
+
+def _write_system_json(folder: Path, sampling: dict, int8: bool) -> None:
+    (folder / SYSTEM_JSON).write_text(json.dumps({"sampling": dict(sampling), "int8": int8}, indent=1) + "\n")
 
 
 def pack_system(codec: str | Path, lm: str | Path, out: str | Path, *, codec_dtype: str = "float16",
@@ -121,9 +125,9 @@ def pack_system(codec: str | Path, lm: str | Path, out: str | Path, *, codec_dty
     the codec's parameters in ``codec_dtype``, the adapters and trained tensors in ``lm_dtype``
     (int8: per-row int8), no tokenizer file unless asked (the base's is used), and ``system.json``.
     What a repository ships as the default model. Returns the sizes written, in bytes."""
-    from ..lm.loading import repack_lora_checkpoint
+    from ..lm.loading import EXPORT_DTYPES, repack_lora_checkpoint
 
-    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    dtypes = {k: v for k, v in EXPORT_DTYPES.items() if v.is_floating_point}  # a codec stays float
     if codec_dtype not in dtypes:
         raise ValueError(f"codec dtype must be one of {sorted(dtypes)}, got {codec_dtype!r}")
     out = Path(out)
@@ -134,7 +138,7 @@ def pack_system(codec: str | Path, lm: str | Path, out: str | Path, *, codec_dty
         if (Path(codec) / name).exists():
             (out / "codec" / name).write_bytes((Path(codec) / name).read_bytes())
     repack_lora_checkpoint(lm, out / "lm", lm_dtype, tokenizer=tokenizer)
-    (out / SYSTEM_JSON).write_text(json.dumps({"sampling": dict(sampling or {}), "int8": int8}, indent=1) + "\n")
+    _write_system_json(out, sampling or {}, int8)
     parts = load_parts(out)  # proves the folder loads: the codec and the LM fit each other
     del parts
     return {str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()}
