@@ -254,7 +254,7 @@ def _add_bench(sub) -> None:
     q = bsub.add_parser("codec", help="streaming encode+decode per 80 ms frame, ours vs the moshi package")
     q.add_argument("--config", default="mimi", choices=["mimi", "small", "tiny"])
     q.add_argument("--frames", type=int, default=25, help="frames timed per repeat")
-    q.add_argument("--repeats", type=int, default=3)
+    q.add_argument("--repeats", type=int, default=5, help="passes of each implementation, taking turns")
     q.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     q.add_argument("--no-reference", action="store_true", help="skip the moshi package")
     q.add_argument("--json", action="store_true")

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..nn import fast
+
 
 def _distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized() \
@@ -100,7 +102,7 @@ class EuclideanCodebook(nn.Module):
         self.register_buffer("cluster_usage", torch.ones(bins))
         self.register_buffer("embedding_sum", torch.zeros(bins, dim))
         self._cache: torch.Tensor | None = None
-        self._padded_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._padded_cache: tuple | None = None  # (centroids, [c, 1, |c|^2], its fast.pack)
         self.training_cfg = VQTraining()
 
     _OLD_NAMES = {"inited": "_initialized", "cluster_size": "cluster_usage",
@@ -139,11 +141,17 @@ class EuclideanCodebook(nn.Module):
         padded = self._padded_cache
         if padded is None or padded[0] is not emb:
             norms = emb.pow(2).sum(dim=-1, keepdim=True)
-            padded = (emb, torch.cat([emb, torch.ones_like(norms), norms], dim=-1))
+            side = torch.cat([emb, torch.ones_like(norms), norms], dim=-1)
+            padded = (emb, side, fast.pack(side))
             self._padded_cache = padded
-        x_norm = x.pow(2).sum(dim=-1, keepdim=True)
-        x_pad = torch.cat([-2 * x, x_norm, torch.ones_like(x_norm)], dim=-1)
-        return (x_pad @ padded[1].T).clamp_min_(0).argmin(dim=-1)
+        with torch.no_grad():  # indices: nothing to differentiate
+            x_norm = x.pow(2).sum(dim=-1, keepdim=True)
+            x_pad = torch.cat([-2 * x, x_norm, torch.ones_like(x_norm)], dim=-1)
+            if padded[2] is not None and fast.usable(padded[1]):  # the codebook read at speed
+                dist = fast.gemm(x_pad, padded[2], None)
+            else:
+                dist = x_pad @ padded[1].T
+            return dist.clamp_min_(0).argmin(dim=-1)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [...] -> centroids [..., dim]."""
@@ -255,7 +263,7 @@ class ResidualVectorQuantizer(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x [B, D, T] -> codes [B, n_q, T] (int64)."""
         B, _, T = x.shape
-        residual = self.input_proj(x).transpose(1, 2).reshape(B * T, -1)
+        residual = fast.conv1d(self.input_proj, x).transpose(1, 2).reshape(B * T, -1)
         codes = []
         for cb in self.codebooks()[: self.n_q]:
             c = cb.encode(residual)
@@ -269,7 +277,7 @@ class ResidualVectorQuantizer(nn.Module):
         q = books[0].decode(codes[:, 0])
         for k in range(1, codes.shape[1]):
             q = q + books[k].decode(codes[:, k])
-        return self.output_proj(q.transpose(1, 2))
+        return fast.conv1d(self.output_proj, q.transpose(1, 2))
 
     def forward_train(self, x: torch.Tensor, n_q: int, update: bool = True, replace_dead: bool = False,
                       first_level: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:

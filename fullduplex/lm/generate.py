@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..nn import RMSNorm
-from ..nn.transformer import rope_rotate, rope_tables
+from ..nn.transformer import rope_rotate, rope_rotate_signed, rope_signed_tables, rope_tables
 from .model import LMModel, sin_embedding
 
 
@@ -123,24 +123,9 @@ class _Layer:
 
 def _rope_step_tables(positions: torch.Tensor, head_dim: int, max_period: float, interleave: bool
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """positions [B] -> cos, signed sin [B, 1, head_dim] for :func:`_rotate_fast`."""
-    cos, sin = rope_tables(positions[:, None], head_dim, max_period)  # [B, 1, 1, D/2]
-    cos, sin = cos[:, :, 0], sin[:, :, 0]
-    if interleave:  # pairs (x[2i], x[2i+1]): cos, cos / -sin, +sin interleaved
-        return cos.repeat_interleave(2, dim=-1), torch.stack([-sin, sin], dim=-1).flatten(-2)
-    return torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
-
-
-def _rotate_fast(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor, interleave: bool) -> torch.Tensor:
-    """RoPE of x [B, N, D] (one step, N heads) with tables from :func:`_rope_step_tables`.
-
-    Bit-identical to :func:`_rotate`: x_a*cos + x_b*(-sin) == x_a*cos - x_b*sin in IEEE arithmetic.
-    """
-    if interleave:
-        swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
-    else:
-        swapped = x.roll(x.shape[-1] // 2, dims=-1)
-    return x * cos + swapped * sin_signed
+    """positions [B] -> cos, signed sin [B, 1, head_dim] for :func:`rope_rotate_signed` of [B, N, D]."""
+    cos, sin = rope_signed_tables(positions[:, None], head_dim, max_period, interleave)  # [B, 1, 1, D]
+    return cos[:, :, 0], sin[:, :, 0]
 
 
 def sample_token(logits: torch.Tensor, use_sampling: bool, temp: float, top_k: int,
@@ -543,7 +528,7 @@ class LMGen:
             qkv = L.in_proj(L.norm1(x)).view(B, H + 2 * Hkv, D)
             qk, v = qkv[:, : H + Hkv], qkv[:, H + Hkv:]
             if rope is not None and x.dtype == torch.float32:
-                qk = _rotate_fast(qk, rope[0], rope[1], self._interleave)
+                qk = rope_rotate_signed(qk, rope[0], rope[1], self._interleave)
             elif rope is not None:
                 cs = rope_tables(pos[:, None], D, c.max_period)
                 qk = rope_rotate(qk[:, :, None], *cs, self._interleave)[:, :, 0]

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .fast import Linear
+from .fast import Linear, linear
 from .streaming import State, StreamingContainer, StreamingModule
 
 
@@ -94,6 +94,27 @@ def rope_rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleav
         xr, xi = x[..., :half].float(), x[..., half:].float()
         out = torch.cat([xr * cos - xi * sin, xr * sin + xi * cos], dim=-1)
     return out.to(x.dtype)
+
+
+def rope_signed_tables(positions: torch.Tensor, head_dim: int, max_period: float, interleave: bool
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """positions [B, T] -> cos, signed sin [B, 1, T, head_dim] for :func:`rope_rotate_signed`."""
+    cos, sin = rope_tables(positions, head_dim, max_period)  # [B, 1, T, D/2]
+    if interleave:  # pairs (x[2i], x[2i+1]): cos, cos / -sin, +sin interleaved
+        return cos.repeat_interleave(2, dim=-1), torch.stack([-sin, sin], dim=-1).flatten(-2)
+    return torch.cat([cos, cos], dim=-1), torch.cat([-sin, sin], dim=-1)
+
+
+def rope_rotate_signed(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor, interleave: bool) -> torch.Tensor:
+    """:func:`rope_rotate` of fp32 x [..., D] with tables from :func:`rope_signed_tables`, in fewer ops.
+
+    Bit-identical: x_a*cos + x_b*(-sin) == x_a*cos - x_b*sin in IEEE arithmetic.
+    """
+    if interleave:
+        swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
+    else:
+        swapped = x.roll(x.shape[-1] // 2, dims=-1)
+    return x * cos + swapped * sin_signed
 
 
 def apply_rope(q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor, max_period: float,
@@ -351,6 +372,53 @@ class StreamingTransformerLayer(StreamingModule[_LayerState]):
         return x + self.layer_scale_2(h)
 
 
+    def _step_fast(self, x: torch.Tensor, slots: torch.Tensor | int, mask: torch.Tensor | None, n: int,
+                   rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        """:meth:`forward` for a few streaming steps, x [B, T, C] -> [B, T, C], given what
+        :meth:`StreamingTransformer._forward_step` computed once for all layers: the cache ``slots``
+        ([B, T], or the first slot when every row writes the same T consecutive ones), the attention
+        ``mask`` over the first ``n`` slots and the RoPE tables ([B, T, 1, D]). Position bookkeeping is done by the
+        caller. The sub-modules' operations are called directly (no module-call overhead)."""
+        attn, st = self.self_attn, self.self_attn._streaming_state
+        B, T, _ = x.shape
+        H, Hkv, D = attn.num_heads, attn.num_heads // attn.kv_repeat, attn.head_dim
+        qkv = linear(attn.in_projs[0], _norm(self.norm1, x)).view(B, T, H + 2 * Hkv, D)
+        qk, v = qkv[:, :, : H + Hkv], qkv[:, :, H + Hkv:].transpose(1, 2)  # [B, T, H + Hkv, D], [B, Hkv, T, D]
+        if rope is not None:  # contiguous: attention's fast kernel needs each head's D values in a row
+            qk = rope_rotate_signed(qk, *rope, attn.rope_interleave).contiguous()
+        q, k = qk[:, :, :H].transpose(1, 2), qk[:, :, H:].transpose(1, 2)
+        if isinstance(slots, int):
+            st.keys[:, :, slots: slots + T] = k
+            st.values[:, :, slots: slots + T] = v
+        else:
+            idx = slots[:, None, :, None].expand(B, Hkv, T, D)
+            st.keys.scatter_(2, idx, k)
+            st.values.scatter_(2, idx, v)
+        y = F.scaled_dot_product_attention(q, st.keys[:, :, :n], st.values[:, :, :n], attn_mask=mask,
+                                           enable_gqa=attn.kv_repeat > 1)
+        y = linear(attn.out_projs[0], y.transpose(1, 2).reshape(B, T, H * D))
+        x = x + _scaled(self.layer_scale_1, y)
+        h = _norm(self.norm2, x)
+        if self.gating is None:
+            h = linear(self.linear2, self.activation(linear(self.linear1, h)))
+        else:
+            g = self.gating
+            h = linear(g.linear_in, h).unflatten(-1, (2, -1))
+            h = linear(g.linear_out, g.activation(h[..., 0, :]) * h[..., 1, :])
+        return x + _scaled(self.layer_scale_2, h)
+
+
+def _norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """norm(x), as a direct call for nn.LayerNorm."""
+    if type(norm) is nn.LayerNorm:
+        return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+    return norm(x)
+
+
+def _scaled(scale: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return x * scale.scale if isinstance(scale, LayerScale) else x
+
+
 class StreamingTransformer(StreamingContainer):
     """A stack of :class:`StreamingTransformerLayer`. x [B, T, C] -> [B, T, C].
 
@@ -371,8 +439,55 @@ class StreamingTransformer(StreamingContainer):
             for _ in range(num_layers)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._fast_step_ok(x):
+            return self._forward_step(x)
         for layer in self.layers:
             x = layer(x)
+        return x
+
+    def _fast_step_ok(self, x: torch.Tensor) -> bool:
+        """Streaming inference of a few steps through uniform layers: what :meth:`_forward_step` does."""
+        a = self.layers[0].self_attn
+        return (a._streaming_state is not None and x.shape[1] <= 4 and x.shape[1] <= a.capacity
+                and not torch.is_grad_enabled() and a.mult == 1 and x.dtype == torch.float32)
+
+    def _forward_step(self, x: torch.Tensor) -> torch.Tensor:
+        """The layers' streaming forward for x [B, T, C], T small, with the per-step work done once:
+        positions, cache slots, the attention mask and the RoPE tables are the same in every layer
+        (all layers see the same steps and are reset together). Equal to the layer-by-layer path up
+        to float rounding (the same operations, fewer of them)."""
+        B, T, _ = x.shape
+        a0 = self.layers[0].self_attn
+        s0, cap = a0._streaming_state, a0.capacity
+        pos_q = s0.offset[:, None] + torch.arange(T, device=x.device)  # [B, T]
+        slots = pos_q % cap
+        for layer in self.layers:
+            st = layer.self_attn._streaming_state
+            st.positions.scatter_(1, slots, pos_q)
+            st.offset += T
+            st.step += T
+            layer._streaming_state.step += T
+        first = int(slots[0, 0])
+        same = bool((slots == torch.arange(first, first + T, device=x.device)).all())  # rows in step, no wrap
+        pos_k = s0.positions
+        n = cap if bool((pos_k[:, -1] >= 0).any()) else int(pos_q.max()) + 1  # slots [0, n) may be in use
+        pos_k = pos_k[:, :n]
+        mask = None
+        if a0.causal:
+            delta = pos_q[:, :, None] - pos_k[:, None, :]  # [B, T, n]
+            mask = (pos_k[:, None, :] >= 0) & (delta >= 0)
+            if a0.context is not None:
+                mask &= delta < a0.context
+            # additive (0 / -inf) once for all layers: a boolean mask is converted in every call
+            mask = None if bool(mask.all()) else torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(
+                ~mask, float("-inf"))[:, None]
+        rope = None
+        if a0.rope_max_period is not None:
+            cos, sin = rope_signed_tables(pos_q, a0.head_dim, a0.rope_max_period, a0.rope_interleave)
+            rope = cos.transpose(1, 2), sin.transpose(1, 2)  # [B, T, 1, D]
+        target = first if same else slots
+        for layer in self.layers:
+            x = layer._step_fast(x, target, mask, n, rope)
         return x
 
 
