@@ -41,6 +41,10 @@ def _available() -> bool:
 _MKLDNN = _available()
 
 
+def is_enabled() -> bool:
+    return _ENABLED
+
+
 def usable(w: torch.Tensor) -> bool:
     return (_ENABLED and _MKLDNN and w.device.type == "cpu" and w.dtype == torch.float32
             and not (torch.is_grad_enabled() and w.requires_grad))
@@ -70,7 +74,7 @@ def pack(w2d: torch.Tensor) -> Weights | None:
     return Weights(w2d) if usable(w2d) else None
 
 
-def _packed(owner: nn.Module, key: str, make_weight) -> Weights:
+def cached_weights(owner: nn.Module, key: str, make_weight) -> Weights:
     """The module's weight as [out, in] (``make_weight``) for :func:`gemm`, cached on ``owner`` and
     rebuilt when the source changes."""
     src = owner.weight
@@ -95,7 +99,9 @@ def gemm(x: torch.Tensor, weights: Weights, bias: torch.Tensor | None) -> torch.
     blas = 2 <= rows <= BLAS_MAX_ROWS and shape[-1] <= BLAS_MAX_IN
     packed = None if blas else weights.packed()
     if packed is None:
-        y = torch.mm(weights.w2d, x.reshape(rows, shape[-1]).t()).t()
+        # x row-major and y returned row-major: BLAS is several times slower when x^T is the
+        # contiguous one, and so are the element-wise ops that would follow a transposed y
+        y = torch.mm(weights.w2d, x.reshape(rows, shape[-1]).contiguous().t()).t().contiguous()
         if bias is not None:
             y = y + bias
     else:
@@ -107,7 +113,7 @@ def gemm(x: torch.Tensor, weights: Weights, bias: torch.Tensor | None) -> torch.
 def linear(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """``module(x)``, through the packed kernel when running inference on CPU."""
     if usable(module.weight):
-        return gemm(x, _packed(module, "linear", lambda w: w), module.bias)
+        return gemm(x, cached_weights(module, "linear", lambda w: w), module.bias)
     return F.linear(x, module.weight, module.bias)
 
 
@@ -131,7 +137,7 @@ def conv1d(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     t_out = (x.shape[-1] - k_eff) // s + 1
     if (conv.groups == 1 and t_out <= MAX_GEMM_STEPS and conv.weight.numel() >= MIN_GEMM_WEIGHTS
             and usable(conv.weight)):
-        weights = _packed(conv, "conv", lambda w: w.reshape(w.shape[0], -1))
+        weights = cached_weights(conv, "conv", lambda w: w.reshape(w.shape[0], -1))
         cols = x.unfold(-1, k_eff, s)  # [B, C_in, T_out, k_eff]
         if d > 1:
             cols = cols[..., ::d]
@@ -148,7 +154,7 @@ def conv_transpose1d(convtr: nn.ConvTranspose1d, x: torch.Tensor) -> torch.Tenso
             and convtr.dilation[0] == 1 and convtr.padding[0] == 0 and convtr.output_padding[0] == 0
             and usable(convtr.weight)):
         # weight [C_in, C_out, K] -> [C_out * K, C_in]
-        weights = _packed(convtr, "convtr", lambda w: w.reshape(w.shape[0], -1).t())
+        weights = cached_weights(convtr, "convtr", lambda w: w.reshape(w.shape[0], -1).t())
         cols = gemm(x.transpose(1, 2), weights, None)  # [B, T, C_out * K]
         c_out = cols.shape[-1] // k
         length = (T - 1) * s + k

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .fast import Linear, linear
+from . import fast
+from .fast import Linear
 from .streaming import State, StreamingContainer, StreamingModule
 
 
@@ -372,51 +373,76 @@ class StreamingTransformerLayer(StreamingModule[_LayerState]):
         return x + self.layer_scale_2(h)
 
 
-    def _step_fast(self, x: torch.Tensor, slots: torch.Tensor | int, mask: torch.Tensor | None, n: int,
-                   rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        """:meth:`forward` for a few streaming steps, x [B, T, C] -> [B, T, C], given what
-        :meth:`StreamingTransformer._forward_step` computed once for all layers: the cache ``slots``
-        ([B, T], or the first slot when every row writes the same T consecutive ones), the attention
-        ``mask`` over the first ``n`` slots and the RoPE tables ([B, T, 1, D]). Position bookkeeping is done by the
-        caller. The sub-modules' operations are called directly (no module-call overhead)."""
-        attn, st = self.self_attn, self.self_attn._streaming_state
-        B, T, _ = x.shape
-        H, Hkv, D = attn.num_heads, attn.num_heads // attn.kv_repeat, attn.head_dim
-        qkv = linear(attn.in_projs[0], _norm(self.norm1, x)).view(B, T, H + 2 * Hkv, D)
-        qk, v = qkv[:, :, : H + Hkv], qkv[:, :, H + Hkv:].transpose(1, 2)  # [B, T, H + Hkv, D], [B, Hkv, T, D]
-        if rope is not None:  # contiguous: attention's fast kernel needs each head's D values in a row
-            qk = rope_rotate_signed(qk, *rope, attn.rope_interleave).contiguous()
-        q, k = qk[:, :, :H].transpose(1, 2), qk[:, :, H:].transpose(1, 2)
-        if isinstance(slots, int):
-            st.keys[:, :, slots: slots + T] = k
-            st.values[:, :, slots: slots + T] = v
-        else:
-            idx = slots[:, None, :, None].expand(B, Hkv, T, D)
-            st.keys.scatter_(2, idx, k)
-            st.values.scatter_(2, idx, v)
-        y = F.scaled_dot_product_attention(q, st.keys[:, :, :n], st.values[:, :, :n], attn_mask=mask,
-                                           enable_gqa=attn.kv_repeat > 1)
-        y = linear(attn.out_projs[0], y.transpose(1, 2).reshape(B, T, H * D))
-        x = x + _scaled(self.layer_scale_1, y)
-        h = _norm(self.norm2, x)
-        if self.gating is None:
-            h = linear(self.linear2, self.activation(linear(self.linear1, h)))
-        else:
-            g = self.gating
-            h = linear(g.linear_in, h).unflatten(-1, (2, -1))
-            h = linear(g.linear_out, g.activation(h[..., 0, :]) * h[..., 1, :])
-        return x + _scaled(self.layer_scale_2, h)
+# ------------------------------------------------------------------------------ fused streaming step
+def _linear_fn(m: nn.Linear) -> Callable[[torch.Tensor], torch.Tensor]:
+    """m as a plain function: the fast kernel's reordered weight when it takes it, else F.linear."""
+    if fast.usable(m.weight):
+        weights, bias = fast.cached_weights(m, "linear", lambda w: w), m.bias
+        return lambda x: fast.gemm(x, weights, bias)
+    weight, bias = m.weight, m.bias
+    return lambda x: F.linear(x, weight, bias)
 
 
-def _norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """norm(x), as a direct call for nn.LayerNorm."""
+def _norm_fn(norm: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     if type(norm) is nn.LayerNorm:
-        return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
-    return norm(x)
+        shape, weight, bias, eps = norm.normalized_shape, norm.weight, norm.bias, norm.eps
+        return lambda x: F.layer_norm(x, shape, weight, bias, eps)
+    return norm
 
 
-def _scaled(scale: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return x * scale.scale if isinstance(scale, LayerScale) else x
+class _LayerPlan:
+    """One layer's pieces for :func:`_layer_step`, read once per streaming session (no module lookups
+    in the hot loop)."""
+
+    def __init__(self, layer: "StreamingTransformerLayer"):
+        attn = layer.self_attn
+        self.state = attn._streaming_state
+        self.heads = (attn.num_heads, attn.num_heads // attn.kv_repeat, attn.head_dim)
+        self.gqa, self.interleave = attn.kv_repeat > 1, attn.rope_interleave
+        self.norm1, self.norm2 = _norm_fn(layer.norm1), _norm_fn(layer.norm2)
+        self.in_proj, self.out_proj = _linear_fn(attn.in_projs[0]), _linear_fn(attn.out_projs[0])
+        g = layer.gating
+        self.gated = g is not None
+        self.act = layer.activation if g is None else g.activation
+        self.ff_in = _linear_fn(layer.linear1 if g is None else g.linear_in)
+        self.ff_out = _linear_fn(layer.linear2 if g is None else g.linear_out)
+        self.ls1 = layer.layer_scale_1.scale if isinstance(layer.layer_scale_1, LayerScale) else None
+        self.ls2 = layer.layer_scale_2.scale if isinstance(layer.layer_scale_2, LayerScale) else None
+
+
+def _layer_step(L: _LayerPlan, x: torch.Tensor, slots: torch.Tensor | int, mask: torch.Tensor | None, n: int,
+                rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """A layer's streaming forward for x [B, T, C] -> [B, T, C], given what
+    :meth:`StreamingTransformer._forward_step` computed once for all layers: the cache ``slots``
+    ([B, T], or the first slot when every row writes the same T consecutive ones), the additive
+    attention ``mask`` over the first ``n`` slots and the RoPE tables ([B, T, 1, D])."""
+    st = L.state
+    B, T, _ = x.shape
+    H, Hkv, D = L.heads
+    qkv = L.in_proj(L.norm1(x)).view(B, T, H + 2 * Hkv, D)
+    qk, v = qkv[:, :, : H + Hkv], qkv[:, :, H + Hkv:].transpose(1, 2)  # [B, T, H + Hkv, D], [B, Hkv, T, D]
+    if rope is not None:  # contiguous: attention's fast kernel needs each head's D values in a row
+        qk = rope_rotate_signed(qk, *rope, L.interleave).contiguous()
+    q, k = qk[:, :, :H].transpose(1, 2), qk[:, :, H:].transpose(1, 2)
+    if isinstance(slots, int):
+        st.keys[:, :, slots: slots + T] = k
+        st.values[:, :, slots: slots + T] = v
+    else:
+        idx = slots[:, None, :, None].expand(B, Hkv, T, D)
+        st.keys.scatter_(2, idx, k)
+        st.values.scatter_(2, idx, v)
+    y = F.scaled_dot_product_attention(q, st.keys[:, :, :n], st.values[:, :, :n], attn_mask=mask,
+                                       enable_gqa=L.gqa)
+    y = L.out_proj(y.transpose(1, 2).reshape(B, T, H * D))
+    x = x + (y if L.ls1 is None else y * L.ls1)
+    h = L.ff_in(L.norm2(x))
+    if L.gated:
+        h = h.unflatten(-1, (2, -1))
+        h = L.act(h[..., 0, :]) * h[..., 1, :]
+    else:
+        h = L.act(h)
+    h = L.ff_out(h)
+    return x + (h if L.ls2 is None else h * L.ls2)
 
 
 class StreamingTransformer(StreamingContainer):
@@ -486,9 +512,19 @@ class StreamingTransformer(StreamingContainer):
             cos, sin = rope_signed_tables(pos_q, a0.head_dim, a0.rope_max_period, a0.rope_interleave)
             rope = cos.transpose(1, 2), sin.transpose(1, 2)  # [B, T, 1, D]
         target = first if same else slots
-        for layer in self.layers:
-            x = layer._step_fast(x, target, mask, n, rope)
+        for plan in self._plans():
+            x = _layer_step(plan, x, target, mask, n, rope)
         return x
+
+    def _plans(self) -> list[_LayerPlan]:
+        """The layers' plans for this streaming session (rebuilt when streaming restarts or the fast
+        kernels are switched)."""
+        key = (id(self.layers[0].self_attn._streaming_state), fast.is_enabled())
+        cached = self.__dict__.get("_step_plans")
+        if cached is None or cached[0] != key:
+            cached = (key, [_LayerPlan(layer) for layer in self.layers])
+            self.__dict__["_step_plans"] = cached
+        return cached[1]
 
 
 class ProjectedTransformer(StreamingContainer):
