@@ -280,6 +280,9 @@ def _add_bench(sub) -> None:
     q.add_argument("--frames", type=int, default=40, help="ticks timed per session count")
     q.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     q.add_argument("--fp32", action="store_true", help="keep the LM in float32 (default: int8 linears)")
+    q.add_argument("--history-s", type=float, default=None,
+                   help="seconds of conversation behind every session when timing starts (default: the LM's "
+                        "attention context, from where a step costs the most; 0: fresh sessions)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_bench_serve)
     q = bsub.add_parser("cascade", help="cascade response latency on synthetic questions, per turn detector")
@@ -312,7 +315,7 @@ def _bench_serve(a) -> int:
     from .server.bench import bench_serve
 
     res = bench_serve(system=a.system, checkpoint=a.checkpoint, max_sessions=a.max_sessions, frames=a.frames,
-                      threads=a.threads, int8=not a.fp32)
+                      threads=a.threads, int8=not a.fp32, history_s=a.history_s)
     return _print_result(res, a.json)
 
 

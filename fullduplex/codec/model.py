@@ -108,6 +108,19 @@ class Codec(StreamingContainer):
     def set_num_codebooks(self, n: int) -> None:
         self.quantizer.set_num_codebooks(n)
 
+    def skip_history(self, frames: int) -> None:
+        """In streaming, move every session ``frames`` frames on as far as the transformers' attention
+        is concerned (its cache then spans what it would that far into a conversation; for benchmarks)."""
+        steps = frames * self.cfg.resample_stride  # the transformers run at the encoder's rate
+        for tr in (self.encoder_transformer, self.decoder_transformer):
+            if tr is not None:
+                for layer in tr.transformer.layers:
+                    state = layer.self_attn._streaming_state
+                    if state is None:
+                        raise RuntimeError("skip_history() works in streaming; enter streaming first")
+                    state.skip(steps)
+                    layer._streaming_state.step += steps
+
     # --- encode / decode -------------------------------------------------------------------
     def encode_latent(self, wav: torch.Tensor) -> torch.Tensor:
         """wav [B, 1, T] -> unquantized latent [B, dimension, frames]."""

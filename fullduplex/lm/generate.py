@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..nn import RMSNorm
-from ..nn.transformer import rope_rotate, rope_rotate_signed, rope_signed_tables, rope_tables
+from ..nn.transformer import rope_rotate, rope_rotate_signed, rope_signed_tables, rope_tables, skipped_positions
 from .model import LMModel, sin_embedding
 
 
@@ -384,6 +384,18 @@ class LMGen:
         for i, r in enumerate(mask.tolist()):
             if r:
                 st.offsets_py[i] = 0
+
+    def skip(self, steps: int) -> None:
+        """Move every session ``steps`` steps on with no tokens generated: the KV cache then spans what
+        it would that far into a conversation (its keys and values are whatever it holds), so a step
+        costs what it would there. For benchmarks of long sessions."""
+        st = self._require_state()
+        if steps < 0:
+            raise ValueError(f"steps must be >= 0, got {steps}")
+        st.slot_pos.copy_(skipped_positions(st.offsets, steps, self.capacity))
+        st.filled = min(self.capacity, max(st.offsets_py) + steps)
+        st.offsets += steps
+        st.offsets_py = [o + steps for o in st.offsets_py]
 
     # ------------------------------------------------------------------ per-row sampling
     def set_row_sampling(self, row: int, temp: float | None = None, temp_text: float | None = None,

@@ -178,6 +178,22 @@ class _AttnState(State):
         self.offset.masked_fill_(mask, 0)
         self.step = 0
 
+    def skip(self, steps: int) -> None:
+        """Move every row ``steps`` steps on, as if it had seen that many steps whose keys and values
+        are what the cache holds: attention then costs what it costs that far into a stream (for
+        benchmarks of long sessions)."""
+        self.positions.copy_(skipped_positions(self.offset, steps, self.positions.shape[1]))
+        self.offset += steps
+        self.step += steps
+
+
+def skipped_positions(offset: torch.Tensor, steps: int, capacity: int) -> torch.Tensor:
+    """Ring-cache positions [B, capacity] after rows at ``offset`` [B] move ``steps`` on: the last
+    ``capacity`` positions, each at its slot (position % capacity), -1 before the start."""
+    last = offset[:, None] + steps - capacity + torch.arange(capacity, device=offset.device)  # [B, capacity]
+    out = torch.full_like(last, -1)
+    return out.scatter_(1, last.remainder(capacity), last.clamp(min=-1))
+
 
 class StreamingMultiheadAttention(StreamingModule[_AttnState]):
     """Causal self-attention with RoPE, a ring KV cache of ``context`` steps and optional GQA.

@@ -32,8 +32,9 @@ def _opus_frames(n: int, frame: int = 1920) -> list[bytes]:
     return [w.append_pcm(x[k * frame:(k + 1) * frame]) for k in range(n)]
 
 
-def time_ticks(system, frames: int, warmup: int = 3) -> tuple[list[float], list[float]]:
-    """(wall ms, process CPU ms) per tick for ``frames`` ticks of a batched system, every session active."""
+def time_ticks(system, frames: int, warmup: int = 3, history: int = 0) -> tuple[list[float], list[float]]:
+    """(wall ms, process CPU ms) per tick for ``frames`` ticks of a batched system, every session active,
+    ``history`` frames into their conversations (see ``skip_history``)."""
     import sphn
 
     B, F = system.batch_size, system.frame_size
@@ -42,6 +43,8 @@ def time_ticks(system, frames: int, warmup: int = 3) -> tuple[list[float], list[
     writers = [sphn.OpusStreamWriter(24_000) for _ in range(B)]
     pending = [np.zeros(0, dtype=np.float32) for _ in range(B)]
     system.reset()
+    if history:
+        system.skip_history(history)
     times, cpu = [], []
     for k in range(frames + warmup):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -61,7 +64,10 @@ def time_ticks(system, frames: int, warmup: int = 3) -> tuple[list[float], list[
 
 
 def bench_serve(system: str = "random", checkpoint: str | None = None, max_sessions: int = 8, frames: int = 40,
-                threads: int | None = None, int8: bool = True, min_sessions: int = 4) -> dict:
+                threads: int | None = None, int8: bool = True, min_sessions: int = 4,
+                history_s: float | None = None) -> dict:
+    """``history_s``: seconds of conversation behind every session when the timing starts; None = the
+    LM's attention context (a step costs the most from there on), 0 = fresh sessions."""
     from ..systems.build import default_parts, load_parts, random_parts
     from ..systems.model import BatchedModelSystem
 
@@ -81,13 +87,15 @@ def bench_serve(system: str = "random", checkpoint: str | None = None, max_sessi
         from ..lm.quantize import quantize_int8
 
         quantize_int8(parts.lm)  # once, shared by every batch size below
-    res: dict = {"system": parts.name, "lm_params": lm_params,
+    context = parts.lm.cfg.context
+    history = round(history_s * 12.5) if history_s is not None else (context or 0)
+    res: dict = {"system": parts.name, "lm_params": lm_params, "history_frames": history, "lm_context": context,
                  "codec_params": sum(p.numel() for p in parts.codec.parameters()),
                  "lm_int8": int8, "frame_ms": 80.0, "statistic": "tick time p99 over timed ticks", "per_sessions": {}}
     realtime = realtime_cpu = 0
     for n in range(1, max_sessions + 1):
         sys_n = BatchedModelSystem(parts, n, sampling={"seed": 0})
-        ms, cpu = time_ticks(sys_n, frames)
+        ms, cpu = time_ticks(sys_n, frames, history=history)
         p50, p99 = float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
         c50, c99 = float(np.percentile(cpu, 50)), float(np.percentile(cpu, 99))
         res["per_sessions"][n] = {"p50_ms": round(p50, 1), "p99_ms": round(p99, 1), "min_ms": round(min(ms), 1),

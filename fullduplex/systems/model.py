@@ -98,6 +98,14 @@ class BatchedModelSystem:
         self.gen.reset(mask)
         self.codec.reset_streaming(mask)
 
+    def skip_history(self, frames: int) -> None:
+        """Move every session ``frames`` frames on without computing them: the LM's and the codec's
+        attention caches then span what they would that far into a conversation, so a step costs what it
+        would there (``bench serve --history``). The sessions' outputs are meaningless afterwards."""
+        self.gen.skip(frames)
+        self.codec.skip_history(frames)
+        self.steps = [s + frames for s in self.steps]
+
     # ------------------------------------------------------------------ per-session sampling
     def effective_sampling(self, overrides: dict | None = None) -> dict:
         """The settings a session with ``overrides`` samples with (all of SAMPLING_KEYS); changes nothing.

@@ -54,6 +54,26 @@ def test_reset_restarts_one_session_only(ours):
                 assert torch.equal(out[1:2], singles[1][t - cut]), t
 
 
+def test_skip_fills_the_cache_as_real_steps_do(ours):
+    """gen.skip(k) (benchmarks of long sessions) leaves the cache positions of k real steps, also past
+    the model's 50-step context."""
+    user = _user(7, steps=70)
+    for k in (30, 70):
+        gen = LMGen(ours, use_sampling=False)
+        with gen.streaming(1):
+            for t in range(k):
+                gen.step(user[:, :, t:t + 1])
+            real = (gen._state.slot_pos.clone(), gen._state.offsets.clone(), gen._state.filled)
+        with gen.streaming(1):
+            gen.skip(k)
+            st = gen._state
+            assert torch.equal(st.slot_pos, real[0]) and torch.equal(st.offsets, real[1]) and st.filled == real[2]
+            assert gen.step(user[:, :, :1]).shape == (1, 9, 1)  # and steps on from there
+    with pytest.raises(ValueError, match="steps"):
+        with gen.streaming(1):
+            gen.skip(-1)
+
+
 def test_bad_user_codes(ours):
     gen = LMGen(ours, use_sampling=False)
     with pytest.raises(RuntimeError, match="streaming"):

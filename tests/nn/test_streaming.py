@@ -67,6 +67,55 @@ def test_transformer_streaming_equals_batch(kw, kernels):
     # 20 steps through a 6-step cache: the ring buffer wrapped around three times
 
 
+@pytest.mark.parametrize("kw", [{}, dict(norm="rms_norm_f32", gating="silu", kv_repeat=2)])
+@pytest.mark.parametrize("chunk", [1, 2, 3, 4])
+def test_fused_streaming_step_equals_the_layers_one_by_one(kw, chunk, kernels):
+    """The fused inference step (positions, mask and RoPE once for all layers) computes what the
+    layers compute one by one, for chunks across the ring's end and rows out of step (row 1 restarts)."""
+    from fullduplex.nn.transformer import StreamingTransformer
+
+    tr = _tr(**kw)
+    x = torch.randn(2, 22, 32)
+    outs = []
+    for fused in (True, False):
+        ys = []
+        with torch.no_grad(), tr.streaming(2):
+            for t in range(0, 22, chunk):
+                if t == 2 * chunk:
+                    tr.reset_streaming(torch.tensor([False, True]))
+                if not fused:  # the layer-by-layer path
+                    y = x[:, t:t + chunk]
+                    for layer in tr.layers:
+                        y = layer(y)
+                else:
+                    assert tr._fast_step_ok(x[:, t:t + chunk])
+                    y = StreamingTransformer.forward(tr, x[:, t:t + chunk])
+                ys.append(y)
+        outs.append(torch.cat(ys, dim=1))
+    torch.testing.assert_close(outs[0], outs[1], atol=1e-5, rtol=1e-5)
+
+
+def test_skip_leaves_the_cache_as_real_steps_do():
+    """skip(k) (for benchmarks of long sessions) puts positions where k real steps put them."""
+    tr = _tr()
+    x = torch.randn(2, 9, 32)
+    with torch.no_grad():
+        for k in (4, 9):  # within the 6-step cache, and past its end
+            with tr.streaming(2):
+                for t in range(k):
+                    tr(x[:, t:t + 1])
+                real = [(layer.self_attn._streaming_state.positions.clone(),
+                         layer.self_attn._streaming_state.offset.clone()) for layer in tr.layers]
+            with tr.streaming(2):
+                for layer in tr.layers:
+                    layer.self_attn._streaming_state.skip(k)
+                skipped = [(layer.self_attn._streaming_state.positions, layer.self_attn._streaming_state.offset)
+                           for layer in tr.layers]
+                for (p1, o1), (p2, o2) in zip(real, skipped):
+                    assert torch.equal(p1, p2) and torch.equal(o1, o2), k
+                tr(x[:, :1])  # and it goes on from there
+
+
 def test_reset_one_row_restarts_only_that_session():
     tr = _tr(context=50)
     conv = StreamingConv1d(32, 32, 4, 2).eval()

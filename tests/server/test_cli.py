@@ -16,3 +16,7 @@ def test_bench_serve_json(capsys):
     res = json.loads(capsys.readouterr().out)
     assert res["realtime_sessions"] in (0, 1) and res["p99_ms_one_session"] > 0
     assert set(res["per_sessions"]["1"]) >= {"p50_ms", "p99_ms", "cpu_ms_p99"}
+    assert res["history_frames"] == res["lm_context"] > 0, "timed where a step costs the most: a full context"
+    assert main(["bench", "serve", "--system", "random-tiny", "--max-sessions", "1", "--frames", "3",
+                 "--history-s", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["history_frames"] == 0
