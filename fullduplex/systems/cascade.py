@@ -159,6 +159,7 @@ class CascadeSystem:
         self._turn_open = False
         self._reply: Reply | None = None
         self._playing = False  # the reply's audio has started
+        self._play_start = 0.0  # clock time the reply's audio started
         self._check: OverlapCheck | None = None  # transcribing speech over the reply
         self._checked = (-1.0, 0.0)  # (start, length) of the speech run the last check covered
         self._queue: list[Chunk] = []
@@ -211,8 +212,8 @@ class CascadeSystem:
         c, r = self.cfg, self._reply
         run = self._run_s()
         if r is not None and self._playing:
-            if self._overlap_is_barge_in(now, run, info):  # stop and drop the rest of the reply
-                self._event(info, "barge_in", after_s=round(now - self._run_start, 3))
+            if self._overlap_is_barge_in(now, info):  # stop and drop the rest of the reply
+                self._event(info, "barge_in", after_s=round(now - max(self._run_start, self._play_start), 3))
                 self._end_reply(interrupted=True)
                 self._open_turn()
             return
@@ -241,14 +242,16 @@ class CascadeSystem:
         if not self._speaking and silent >= min(c.candidate_silence_s, c.silence_s):
             self._start_reply(now)
 
-    def _overlap_is_barge_in(self, now: float, run: float, info: dict) -> bool:
-        """Whether the user's speech over the reply is an interruption (see ``barge_in_min_words``)."""
+    def _overlap_is_barge_in(self, now: float, info: dict) -> bool:
+        """Whether the user's speech over the reply is an interruption (see ``barge_in_min_words``).
+        Only speech since the reply started playing counts: the end of the user's own turn is no overlap."""
         c = self.cfg
+        overlap_start = max(self._run_start, self._play_start)
         if c.barge_in_min_words <= 0:
-            return run >= c.barge_in_s
+            return self._speaking and self._speech_end - overlap_start >= c.barge_in_s
         chk = self._check
         if chk is None:  # transcribe the overlap once it ends, or every 0.5 s while it goes on
-            last = self._speech_end - self._run_start
+            last = self._speech_end - overlap_start
             grown = last - (self._checked[1] if self._checked[0] == self._run_start else 0.0)
             if self._speaking:
                 due = last >= c.barge_in_s + 0.5 and grown >= 0.5
@@ -318,6 +321,7 @@ class CascadeSystem:
     def _start_playing(self, now: float, info: dict) -> None:
         r = self._reply
         self._playing = True
+        self._play_start = now - self.frame_size / self.sample_rate  # this frame's start
         self._turn_open = False
         self._spoken = []
         t = r.timings.as_dict()

@@ -142,9 +142,12 @@ def test_a_short_yeah_does_not_stop_the_system(question):
 
 
 def test_min_words_tells_a_long_backchannel_from_a_barge_in(question):
-    """With barge_in_min_words, a 0.86 s "hmm" is transcribed and ignored; real words stop it."""
+    """With barge_in_min_words, a 0.86 s "hmm" is transcribed and ignored; real words stop it. The
+    reply starts well within 1 s of the question's end (its audio is ready at once): the question
+    itself is not taken for words over the reply."""
     s = _talking_system(barge_in_s=0.4, barge_in_min_words=2)
     frames, t_over = _talk_over(s, question, speech("hmm"))
+    assert s.turns[0]["response_latency_s"] < 1.0
     assert not any(e["event"] == "barge_in" for _, e in events(frames))
     assert any(e["event"] == "backchannel" for _, e in events(frames))
     assert loud(frames[t_over:t_over + 20]).all()
