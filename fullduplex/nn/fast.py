@@ -7,8 +7,9 @@ such shapes. Two kernels read them much faster:
 - oneDNN's inner product over a weight reordered once into its blocked layout (one row, or four
   and more);
 - for two or three rows of a weight with at most ``BLAS_MAX_IN`` inputs, BLAS's GEMM with the
-  weight as the left operand (y^T = W x^T): measured on AVX2 x86 inside the codec's streaming step,
-  about 1.5x oneDNN's speed on such shapes, and slower than oneDNN on wider ones.
+  weight as the left operand (y^T = W x^T), over column blocks of at most ``BLAS_BLOCK`` inputs
+  accumulated in place: measured on AVX2 x86 inside the codec's streaming step, about 1.5x oneDNN's
+  speed on such shapes, and slower than oneDNN on wider ones.
 
 Each layout is made on first use and kept next to the module (rebuilt when the weight changes);
 the plain ops run when gradients are needed or oneDNN is missing. Convolutions with short outputs
@@ -53,11 +54,12 @@ def usable(w: torch.Tensor) -> bool:
 class Weights:
     """One [out, in] weight in the layouts the kernels read, each made on first use."""
 
-    __slots__ = ("w2d", "_packed")
+    __slots__ = ("w2d", "_packed", "_blocks")
 
     def __init__(self, w2d: torch.Tensor):
         self.w2d = w2d.detach().contiguous()
         self._packed: torch.Tensor | None | bool = None  # False: oneDNN refused this weight
+        self._blocks: list[torch.Tensor] | None = None
 
     def packed(self) -> torch.Tensor | None:
         """oneDNN's reorder of the weight (None if oneDNN cannot take it)."""
@@ -67,6 +69,14 @@ class Weights:
             except Exception:
                 self._packed = False
         return self._packed if self._packed is not False else None
+
+    def blocks(self) -> list[torch.Tensor]:
+        """The weight's contiguous column blocks of at most BLAS_BLOCK inputs."""
+        if self._blocks is None:
+            n = self.w2d.shape[1]
+            self._blocks = [self.w2d] if n <= BLAS_BLOCK else [
+                self.w2d[:, i:i + BLAS_BLOCK].contiguous() for i in range(0, n, BLAS_BLOCK)]
+        return self._blocks
 
 
 def pack(w2d: torch.Tensor) -> Weights | None:
@@ -89,7 +99,8 @@ def cached_weights(owner: nn.Module, key: str, make_weight) -> Weights:
 
 
 BLAS_MAX_ROWS = 3  # 2..3 rows of a weight with at most BLAS_MAX_IN inputs go to BLAS, the rest to oneDNN
-BLAS_MAX_IN = 1024
+BLAS_MAX_IN = 2048
+BLAS_BLOCK = 1024  # inputs per BLAS call; wider weights are split and their products summed
 
 
 def gemm(x: torch.Tensor, weights: Weights, bias: torch.Tensor | None) -> torch.Tensor:
@@ -101,7 +112,13 @@ def gemm(x: torch.Tensor, weights: Weights, bias: torch.Tensor | None) -> torch.
     if packed is None:
         # x row-major and y returned row-major: BLAS is several times slower when x^T is the
         # contiguous one, and so are the element-wise ops that would follow a transposed y
-        y = torch.mm(weights.w2d, x.reshape(rows, shape[-1]).contiguous().t()).t().contiguous()
+        xt = x.reshape(rows, shape[-1]).contiguous().t()  # [in, rows]
+        y, start = None, 0
+        for block in weights.blocks():
+            part = xt[start:start + block.shape[1]]
+            y = torch.mm(block, part) if y is None else y.addmm_(block, part)
+            start += block.shape[1]
+        y = y.t().contiguous()
         if bias is not None:
             y = y + bias
     else:
