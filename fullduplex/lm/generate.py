@@ -36,21 +36,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..nn import RMSNorm
+from ..nn import RMSNorm, fast
 from ..nn.transformer import rope_rotate, rope_rotate_signed, rope_signed_tables, rope_tables, skipped_positions
 from .model import LMModel, sin_embedding
 
 
 class _Lin:
-    """A linear layer read once: plain linears run as F.linear, dynamic-int8 ones straight through their
+    """A linear layer read once: plain linears run as :func:`fast.linear_fn`, dynamic-int8 ones straight through their
     kernel (skipping the module call), anything else is called as a module."""
 
-    __slots__ = ("weight", "bias", "packed", "module")
+    __slots__ = ("plain", "packed", "module")
 
     def __init__(self, m: nn.Module):
         plain = isinstance(m, nn.Linear)
-        self.weight = m.weight if plain else None
-        self.bias = m.bias if plain else None
+        self.plain = fast.linear_fn(m) if plain else None
         packed = getattr(m, "_packed_params", None)
         int8 = (not plain and packed is not None and packed.dtype == torch.qint8
                 and (getattr(m, "version", None) or 0) >= 4)
@@ -58,8 +57,8 @@ class _Lin:
         self.module = None if plain or int8 else m
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.weight is not None:
-            return F.linear(x, self.weight, self.bias)
+        if self.plain is not None:
+            return self.plain(x)
         if self.packed is not None:
             return _qlinear(x, self.packed, True)  # what the module's forward calls (7-bit activations)
         return self.module(x)

@@ -19,6 +19,8 @@ plain ops up to float rounding (~1e-6 relative).
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -84,12 +86,19 @@ def pack(w2d: torch.Tensor) -> Weights | None:
     return Weights(w2d) if usable(w2d) else None
 
 
+# module -> {key: (weight stamp, Weights)}; outside the module, so that copying or pickling a module
+# never meets oneDNN's opaque tensors (a copy builds its own on first use)
+_CACHES: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
 def cached_weights(owner: nn.Module, key: str, make_weight) -> Weights:
-    """The module's weight as [out, in] (``make_weight``) for :func:`gemm`, cached on ``owner`` and
+    """The module's weight as [out, in] (``make_weight``) for :func:`gemm`, cached for ``owner`` and
     rebuilt when the source changes."""
     src = owner.weight
     stamp = (src.data_ptr(), src._version)
-    cache = owner.__dict__.setdefault("_fast_cache", {})
+    cache = _CACHES.get(owner)
+    if cache is None:
+        cache = _CACHES[owner] = {}
     hit = cache.get(key)
     if hit is not None and hit[0] == stamp:
         return hit[1]
@@ -132,6 +141,22 @@ def linear(module: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     if usable(module.weight):
         return gemm(x, cached_weights(module, "linear", lambda w: w), module.bias)
     return F.linear(x, module.weight, module.bias)
+
+
+MIN_FAST_LINEAR = 65_536  # smaller weights: the call costs more than reading them, F.linear is faster
+
+
+def linear_fn(m: nn.Linear):
+    """m as a plain function for inference loops that run under ``torch.no_grad``: the fast kernel
+    over its cached weight when that kernel takes it, else ``F.linear``. Read the module once per
+    session (the function keeps the weight it was made with)."""
+    w = m.weight
+    if (_ENABLED and _MKLDNN and w.device.type == "cpu" and w.dtype == torch.float32
+            and w.numel() >= MIN_FAST_LINEAR):
+        weights, bias = cached_weights(m, "linear", lambda t: t), m.bias
+        return lambda x: gemm(x, weights, bias)
+    bias = m.bias
+    return lambda x: F.linear(x, w, bias)
 
 
 class Linear(nn.Linear):

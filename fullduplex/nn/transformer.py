@@ -390,15 +390,6 @@ class StreamingTransformerLayer(StreamingModule[_LayerState]):
 
 
 # ------------------------------------------------------------------------------ fused streaming step
-def _linear_fn(m: nn.Linear) -> Callable[[torch.Tensor], torch.Tensor]:
-    """m as a plain function: the fast kernel's reordered weight when it takes it, else F.linear."""
-    if fast.usable(m.weight):
-        weights, bias = fast.cached_weights(m, "linear", lambda w: w), m.bias
-        return lambda x: fast.gemm(x, weights, bias)
-    weight, bias = m.weight, m.bias
-    return lambda x: F.linear(x, weight, bias)
-
-
 def _norm_fn(norm: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     if type(norm) is nn.LayerNorm:
         shape, weight, bias, eps = norm.normalized_shape, norm.weight, norm.bias, norm.eps
@@ -416,12 +407,12 @@ class _LayerPlan:
         self.heads = (attn.num_heads, attn.num_heads // attn.kv_repeat, attn.head_dim)
         self.gqa, self.interleave = attn.kv_repeat > 1, attn.rope_interleave
         self.norm1, self.norm2 = _norm_fn(layer.norm1), _norm_fn(layer.norm2)
-        self.in_proj, self.out_proj = _linear_fn(attn.in_projs[0]), _linear_fn(attn.out_projs[0])
+        self.in_proj, self.out_proj = fast.linear_fn(attn.in_projs[0]), fast.linear_fn(attn.out_projs[0])
         g = layer.gating
         self.gated = g is not None
         self.act = layer.activation if g is None else g.activation
-        self.ff_in = _linear_fn(layer.linear1 if g is None else g.linear_in)
-        self.ff_out = _linear_fn(layer.linear2 if g is None else g.linear_out)
+        self.ff_in = fast.linear_fn(layer.linear1 if g is None else g.linear_in)
+        self.ff_out = fast.linear_fn(layer.linear2 if g is None else g.linear_out)
         self.ls1 = layer.layer_scale_1.scale if isinstance(layer.layer_scale_1, LayerScale) else None
         self.ls2 = layer.layer_scale_2.scale if isinstance(layer.layer_scale_2, LayerScale) else None
 
