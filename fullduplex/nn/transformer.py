@@ -198,6 +198,12 @@ def skipped_positions(offset: torch.Tensor, steps: int, capacity: int) -> torch.
 class StreamingMultiheadAttention(StreamingModule[_AttnState]):
     """Causal self-attention with RoPE, a ring KV cache of ``context`` steps and optional GQA.
 
+    A streaming call of T steps writes its T keys into the ring before attending, as Kyutai's
+    implementation does: once the ring is full, its first step no longer sees the keys T - 1 steps
+    at the far end of its context. One step at a time equals the batch computation exactly; a codec
+    that streams two steps per frame (Mimi) differs from its batch form only past its context, and
+    matches Kyutai's streaming Mimi.
+
     Args:
         kv_repeat: query heads per KV head (1 = plain multi-head attention).
         weights_per_step: number of steps with their own in/out projections (0 = shared).
