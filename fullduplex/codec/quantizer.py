@@ -132,8 +132,9 @@ class EuclideanCodebook(nn.Module):
         """x [N, dim] -> nearest centroid index [N].
 
         Squared distances as one product [-2x, |x|^2, 1] @ [c, 1, |c|^2]^T, the way ``torch.cdist``
-        computes them for codebooks of more than 25 entries (so the codes are the same), with the
-        codebook side kept from call to call in inference instead of rebuilt every frame.
+        computes them for codebooks of more than 25 entries, with the codebook side kept from call to
+        call in inference instead of rebuilt every frame, and read by the fast CPU kernels (the
+        distances equal cdist's up to float rounding, so codes differ only on near-exact ties).
         """
         emb = self.embedding
         if self.training or emb.shape[0] <= 25 or x.dtype != emb.dtype:

@@ -11,8 +11,8 @@ such shapes. Two kernels read them much faster:
   accumulated in place: measured on AVX2 x86 inside the codec's streaming step, about 1.5x oneDNN's
   speed on such shapes, and slower than oneDNN on wider ones.
 
-Each layout is made on first use and kept next to the module (rebuilt when the weight changes);
-the plain ops run when gradients are needed or oneDNN is missing. Convolutions with short outputs
+Each layout is made on first use and kept for its module (rebuilt when the weight changes); the
+plain ops run when gradients are needed or oneDNN is missing. Convolutions with short outputs
 run as unfold + the same GEMM; transposed convolutions as GEMM + overlap-add. Results equal the
 plain ops up to float rounding (~1e-6 relative).
 """
