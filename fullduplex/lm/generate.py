@@ -37,7 +37,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..nn import RMSNorm, fast
-from ..nn.transformer import rope_rotate, rope_rotate_signed, rope_signed_tables, rope_tables, skipped_positions
+from ..nn.transformer import (causal_mask, rope_rotate, rope_rotate_signed, rope_signed_tables, rope_tables,
+                              skipped_positions)
 from .model import LMModel, sin_embedding
 
 
@@ -524,9 +525,7 @@ class LMGen:
         st.filled = n = min(self.capacity, st.filled + 1)
         sp = st.slot_pos[:, :n]
         if c.causal:
-            mask = (sp >= 0) & (sp <= pos[:, None])
-            if c.context is not None:
-                mask &= pos[:, None] - sp < c.context
+            mask = causal_mask(pos[:, None], sp, c.context)[:, 0]
         else:
             mask = sp >= 0
         mask = None if bool(mask.all()) else mask[:, None, None]  # [B, 1, 1, n]; None: every slot visible

@@ -293,13 +293,7 @@ class StreamingMultiheadAttention(StreamingModule[_AttnState]):
             state.step += T
             k, v, pos_k = state.keys, state.values, state.positions
 
-        mask = None
-        if self.causal:
-            delta = pos_q[:, :, None] - pos_k[:, None, :]  # [B, T, S]
-            mask = (pos_k[:, None, :] >= 0) & (delta >= 0)
-            if self.context is not None:
-                mask &= delta < self.context
-            mask = mask[:, None]
+        mask = causal_mask(pos_q, pos_k, self.context)[:, None] if self.causal else None
         if state is not None and T <= 4:
             y = _small_attention(q, k, v, mask, self.kv_repeat)
         else:
@@ -309,6 +303,16 @@ class StreamingMultiheadAttention(StreamingModule[_AttnState]):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         y = y.transpose(1, 2).reshape(B, T, H * D)
         return apply_per_step(self.out_projs, self.schedule, y, step)
+
+
+def causal_mask(pos_q: torch.Tensor, pos_k: torch.Tensor, context: int | None) -> torch.Tensor:
+    """Which cached keys each query sees: pos_q [B, T], pos_k [B, S] (-1: empty slot) -> bool [B, T, S];
+    a key is seen when it is filled, not later than the query and, with a context, within it."""
+    delta = pos_q[:, :, None] - pos_k[:, None, :]
+    mask = (pos_k[:, None, :] >= 0) & (delta >= 0)
+    if context is not None:
+        mask &= delta < context
+    return mask
 
 
 def _small_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
@@ -513,11 +517,8 @@ class StreamingTransformer(StreamingContainer):
         pos_k = pos_k[:, :n]
         mask = None
         if a0.causal:
-            delta = pos_q[:, :, None] - pos_k[:, None, :]  # [B, T, n]
-            mask = (pos_k[:, None, :] >= 0) & (delta >= 0)
-            if a0.context is not None:
-                mask &= delta < a0.context
             # additive (0 / -inf) once for all layers: a boolean mask is converted in every call
+            mask = causal_mask(pos_q, pos_k, a0.context)
             mask = None if bool(mask.all()) else torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(
                 ~mask, float("-inf"))[:, None]
         rope = None
