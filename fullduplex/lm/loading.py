@@ -211,7 +211,30 @@ def _show(xs: list[str]) -> str:
     return ", ".join(xs[:8]) + (f" … (+{len(xs) - 8})" if len(xs) > 8 else "")
 
 
+def is_adapter_folder(folder: str | Path) -> bool:
+    folder = Path(folder)
+    return (folder / LORA_JSON).exists() and not (folder / "model.safetensors").exists()
+
+
+def load_lora_unmerged(folder: str | Path):
+    """(train-mode model with its LoRA layers kept apart, tokenizer or None, the folder's lora.json)
+    from an adapter folder: what continuing to train its adapters starts from."""
+    folder = Path(folder)
+    if not is_adapter_folder(folder):
+        raise FileNotFoundError(f"{folder} is not an adapter folder (no {LORA_JSON}, or a full model.safetensors)")
+    model, tok, info = _rebuild_lora(folder, (folder.resolve(),))
+    return model.train(), tok, info
+
+
 def _load_lora_checkpoint(folder: Path, device, dtype, seen: tuple[Path, ...]):
+    model, tok, _ = _rebuild_lora(folder, seen)
+    merge_lora(model.transformer)
+    return model.to(device=device, dtype=dtype).eval(), tok
+
+
+def _rebuild_lora(folder: Path, seen: tuple[Path, ...]):
+    """The base of an adapter folder, rebuilt in float32, with its LoRA layers and trained tensors
+    loaded (not merged): (model, tokenizer or None, lora.json)."""
     for name in ("config.json", LORA_WEIGHTS):
         if not (folder / name).exists():
             raise FileNotFoundError(f"adapter folder {folder} has {LORA_JSON} but no {name}")
@@ -263,17 +286,15 @@ def _load_lora_checkpoint(folder: Path, device, dtype, seen: tuple[Path, ...]):
         raise ValueError(f"{folder / LORA_WEIGHTS} does not fit the rebuilt LM: " + "; ".join(parts))
     model.load_state_dict({k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state.items()},
                           strict=False)
-    merge_lora(model.transformer)
-    model = model.to(device=device, dtype=dtype)
     tok = _read_tokenizer(folder)
-    return model.eval(), (tok if tok is not None else base_tok)
+    return model, (tok if tok is not None else base_tok), info
 
 
 def _load(folder: Path, device, dtype, seen: tuple[Path, ...] = ()):
     key = folder.resolve()
     if key in seen:
         raise ValueError(f"adapter folders form a cycle: {' -> '.join(map(str, seen + (key,)))}")
-    if not (folder / "model.safetensors").exists() and (folder / LORA_JSON).exists():
+    if is_adapter_folder(folder):
         return _load_lora_checkpoint(folder, device, dtype, seen + (key,))
     for name in ("config.json", "model.safetensors"):
         if not (folder / name).exists():

@@ -4,7 +4,11 @@ Model initialisation (``lm.init``):
   * ``config``  a fresh LMConfig built from ``lm.model`` (the debug model);
   * ``smollm2`` the temporal transformer, text embedding and head from the bundled SmolLM2-135M
                 (``lm.model`` overrides, e.g. card / n_q / dep_q to match the codec);
-  * a folder    an LM checkpoint (config.json + model.safetensors), e.g. a converted Moshi 7B.
+  * a folder    an LM checkpoint (config.json + model.safetensors), e.g. a converted Moshi 7B;
+                or an adapter folder (e.g. the bundled model's ``lm/``): with ``lm.lora`` and its
+                rank, its adapters and trained tensors continue training on the base it names, and
+                the export is again an adapter folder on that base (without ``lm.lora``, the merged
+                model is fine-tuned in full).
 
 Full fine-tuning trains everything. With ``lm.lora`` the temporal transformer is frozen and LoRA
 adapters are trained on its linear layers (plus, with ``train_embeddings``, everything outside the
@@ -27,7 +31,7 @@ import torch
 from torch import nn
 
 from ..lm.config import LMConfig
-from ..lm.lora import TEXT_BACKBONE as BACKBONE, add_lora
+from ..lm.lora import ADAPTER_SUFFIXES, TEXT_BACKBONE as BACKBONE, LoRALinear, add_lora
 from ..lm.loss import lm_loss
 from ..lm.model import LMModel
 from .config import TrainConfig
@@ -53,11 +57,41 @@ def build_lm(c) -> tuple[LMModel, str | None]:
     return model.train(), tok
 
 
+def continue_adapters(c):
+    """(model with the adapter folder ``c.init``'s LoRA layers unmerged, tokenizer, its base, its
+    base overrides), checking that the run's LoRA settings are the folder's."""
+    from ..lm.loading import load_lora_unmerged
+
+    if c.model:
+        raise ValueError("lm.model overrides cannot be combined with an adapter folder in lm.init")
+    model, tok, info = load_lora_unmerged(c.init)
+    if (int(info["rank"]), float(info["scaling"])) != (c.lora_rank, c.lora_scaling):
+        raise ValueError(f"{c.init} holds LoRA adapters of rank {info['rank']} and scaling {info['scaling']}: "
+                         f"set lm.lora_rank={info['rank']} and lm.lora_scaling={info['scaling']} to continue them")
+    if info.get("base_dtype", "fp32") != c.base_dtype:
+        raise ValueError(f"{c.init} was trained with base_dtype {info.get('base_dtype')!r}: set lm.base_dtype to it")
+    base = info["base"]
+    if base not in ("smollm2", "config"):
+        base = str((Path(c.init) / base).resolve())
+    from ..lm.loading import TOKENIZER_FILES
+
+    if base == "smollm2" and not any((Path(c.init) / n).exists() for n in TOKENIZER_FILES):
+        tok = "smollm2"  # the folder leaves its tokenizer to the base
+    return model, tok, base, dict(info["base_overrides"])
+
+
 class LMObjective(Objective):
     def __init__(self, cfg: TrainConfig, dist, data: ShardWindows | None = None):
+        from ..lm.loading import is_adapter_folder
+
         self.cfg, c = cfg, cfg.lm
         self.c, self.dist = c, dist
-        self.model, self.tokenizer = build_lm(c)
+        self.base, self.base_overrides = c.init, dict(c.model)
+        continuing = c.lora and c.init not in ("config", "smollm2") and is_adapter_folder(c.init)
+        if continuing:
+            self.model, self.tokenizer, self.base, self.base_overrides = continue_adapters(c)
+        else:
+            self.model, self.tokenizer = build_lm(c)
         self.n_lora = 0
         if c.lora:
             for name, p in self.model.named_parameters():
@@ -66,7 +100,13 @@ class LMObjective(Objective):
                 for name, p in self.model.named_parameters():
                     if name.startswith(BACKBONE):
                         p.data = p.data.to(torch.bfloat16)
-            self.n_lora = add_lora(self.model.transformer, c.lora_rank, c.lora_scaling)
+            if continuing:
+                for name, p in self.model.named_parameters():
+                    if name.endswith(ADAPTER_SUFFIXES):
+                        p.requires_grad_(True)
+                self.n_lora = sum(isinstance(m, LoRALinear) for m in self.model.transformer.modules())
+            else:
+                self.n_lora = add_lora(self.model.transformer, c.lora_rank, c.lora_scaling)
         if data is None:
             if not c.shards:
                 raise ValueError("lm.shards: give the folder written by `fullduplex data tokenize`")
@@ -148,7 +188,7 @@ class LMObjective(Objective):
         if not self.c.lora:
             save_checkpoint(self.model, folder, tokenizer=self._tokenizer())
             return
-        save_lora_checkpoint(self.model, folder, base=self.c.init, base_overrides=dict(self.c.model),
+        save_lora_checkpoint(self.model, folder, base=self.base, base_overrides=self.base_overrides,
                              rank=self.c.lora_rank, scaling=self.c.lora_scaling,
                              trained=self.state_keys("model") or set(), tokenizer=self._tokenizer(),
                              dtype=self.c.export_dtype, base_dtype=self.c.base_dtype)

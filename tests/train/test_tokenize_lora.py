@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from train_helpers import lm_cfg
@@ -112,3 +113,38 @@ def test_lm_lora_training_saves_adapters_only(tmp_path, shards):
     assert model.cfg.dim == 32 and not any(k.endswith("lora_A") for k in model.state_dict())
     resumed = train(lm_cfg(tmp_path / "run", shards, steps=3, ckpt_every=3, **over), resume=True)
     assert resumed["finished"]
+
+
+def test_lm_lora_training_continues_an_adapter_folder(tmp_path, shards):
+    """An adapter export (the bundled model's kind) as lm.init: its adapters keep training on its base."""
+    from fullduplex.lm import LMConfig, LMModel, load_checkpoint, save_checkpoint
+    from fullduplex.train.config import load_config
+    from train_helpers import CONFIGS
+
+    torch.manual_seed(0)
+    base = save_checkpoint(LMModel(LMConfig.from_dict(load_config(CONFIGS / "lm_debug.yaml").lm.model)),
+                           tmp_path / "base")
+    first = {"lm.lora": True, "lm.lora_rank": 4, "lm.init": str(base), "lm.model": {}}
+    assert train(lm_cfg(tmp_path / "a", shards, steps=3, ckpt_every=3, **first))["finished"]
+    src = tmp_path / "a" / "final"
+    go_on = {**first, "lm.init": str(src)}
+    codes = torch.randint(0, 32, (1, 5, 12), generator=torch.Generator().manual_seed(0))
+    codes[:, 0] %= 64
+
+    def logits(folder):
+        model, _ = load_checkpoint(folder)
+        with torch.no_grad():
+            return model(codes).logits
+
+    # no learning: the continued export is the adapter folder it started from, on the same base
+    assert train(lm_cfg(tmp_path / "same", shards, steps=1, ckpt_every=1, **go_on, **{"optim.lr": 0.0}))["finished"]
+    info = json.loads((tmp_path / "same" / "final" / "lora.json").read_text())
+    assert (tmp_path / "same" / "final" / info["base"]).resolve() == base.resolve()
+    torch.testing.assert_close(logits(tmp_path / "same" / "final"), logits(src), equal_nan=True)
+    # learning moves the adapters it started from
+    assert train(lm_cfg(tmp_path / "more", shards, steps=2, ckpt_every=2, **go_on))["finished"]
+    a, b = load_file(str(src / "lora.safetensors")), load_file(str(tmp_path / "more" / "final" / "lora.safetensors"))
+    assert a.keys() == b.keys()
+    assert any(k.endswith("lora_B") and not torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="lm.lora_rank=4"):
+        train(lm_cfg(tmp_path / "bad", shards, steps=1, **{**go_on, "lm.lora_rank": 8}))
