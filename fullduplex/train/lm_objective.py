@@ -62,9 +62,12 @@ def continue_adapters(c):
     base overrides), checking that the run's LoRA settings are the folder's."""
     from ..lm.loading import load_lora_unmerged
 
-    if c.model:
-        raise ValueError("lm.model overrides cannot be combined with an adapter folder in lm.init")
     model, tok, info = load_lora_unmerged(c.init)
+    built = dict(info.get("base_overrides") or {})
+    differ = sorted(k for k, v in c.model.items() if built.get(k) != v)
+    if differ:
+        raise ValueError(f"lm.model sets {differ}, which {c.init} built otherwise ({ {k: built.get(k) for k in differ} }); "
+                         "an adapter folder keeps its shape: drop those overrides")
     if (int(info["rank"]), float(info["scaling"])) != (c.lora_rank, c.lora_scaling):
         raise ValueError(f"{c.init} holds LoRA adapters of rank {info['rank']} and scaling {info['scaling']}: "
                          f"set lm.lora_rank={info['rank']} and lm.lora_scaling={info['scaling']} to continue them")

@@ -148,3 +148,5 @@ def test_lm_lora_training_continues_an_adapter_folder(tmp_path, shards):
     assert any(k.endswith("lora_B") and not torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="lm.lora_rank=4"):
         train(lm_cfg(tmp_path / "bad", shards, steps=1, **{**go_on, "lm.lora_rank": 8}))
+    with pytest.raises(ValueError, match="keeps its shape"):
+        train(lm_cfg(tmp_path / "bad2", shards, steps=1, **{**go_on, "lm.model": {"dim": 64}}))
