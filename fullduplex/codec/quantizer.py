@@ -272,6 +272,22 @@ class ResidualVectorQuantizer(nn.Module):
             codes.append(c)
         return torch.stack(codes, dim=1).view(B, T, -1).transpose(1, 2)
 
+    @torch.no_grad()
+    def level_profile(self, x: torch.Tensor) -> tuple[list[float], list[int]]:
+        """For x [B, D, T]: (share of the projected input's energy left after each codebook, distinct
+        codes each codebook uses). A level that leaves the share where the previous one left it, with
+        few distinct codes, has collapsed and carries no information."""
+        B, _, T = x.shape
+        residual = self.input_proj(x).transpose(1, 2).reshape(B * T, -1).float()
+        total = residual.pow(2).sum().clamp(min=1e-12)
+        left, used = [], []
+        for cb in self.codebooks()[: self.n_q]:
+            c = cb.encode(residual)
+            residual = residual - cb.decode(c)
+            left.append(float(residual.pow(2).sum() / total))
+            used.append(int(c.unique().numel()))
+        return left, used
+
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [B, K, T] -> [B, D, T], summing the first K codebooks."""
         books = self.codebooks()
@@ -348,6 +364,15 @@ class SplitResidualVectorQuantizer(nn.Module):
             commit = commit + commit_r
             metrics.update(stats_r)
         return QuantizedResult(out, codes, commit, sem, metrics)
+
+    def level_profile(self, x: torch.Tensor) -> dict[str, list]:
+        """Per codebook, semantic first: the share of its quantizer's projected input energy left
+        after it ("residual_left", restarting at the acoustic quantizer) and the distinct codes it uses."""
+        left, used = self.rvq_first.level_profile(x)
+        if self.n_q > self.n_q_semantic:
+            rest_left, rest_used = self.rvq_rest.level_profile(x)
+            left, used = left + rest_left, used + rest_used
+        return {"residual_left": [round(v, 4) for v in left], "codes_used": used}
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [B, K, T] (K <= total codebooks) -> latent [B, D, T]."""

@@ -1,4 +1,6 @@
-"""Codec quality on held-out voices: STOI, PESQ-wb, SI-SDR and DAC-style mel distance.
+"""Codec quality on held-out voices: STOI, PESQ-wb, SI-SDR and DAC-style mel distance, and how
+much each codebook does on them (``codebooks``: the share of each quantizer's input energy left
+after each level, and the distinct codes each level uses over the clips' frames).
 
 Clips of ``seconds`` seconds are cut from the channels of a conversation dataset spoken by the
 given voices (starting at a word of that speaker, a fixed draw per ``seed``), encoded and decoded
@@ -46,7 +48,9 @@ def evaluate_codec(checkpoint, data: str, voices, clips: int = 20, seconds: floa
     sr = codec.sample_rate
     x = held_out_clips(data, voices, clips, seconds, seed, sr)
     wav = torch.from_numpy(x)[:, None]
-    y = codec.decode(codec.encode(wav))[..., : wav.shape[-1]]
+    z = codec.encode_latent(wav)
+    levels = codec.quantizer.level_profile(z)
+    y = codec.decode(codec.quantizer.encode(z))[..., : wav.shape[-1]]
     mel = float(MultiScaleMelLoss(sr)(y, wav))
     y = y[:, 0].numpy()
     s, p, sd = [], [], []
@@ -62,4 +66,5 @@ def evaluate_codec(checkpoint, data: str, voices, clips: int = 20, seconds: floa
             "seconds": seconds, "bitrate_kbps": round(codec.frame_rate * codec.num_codebooks
                                                        * np.log2(codec.cardinality) / 1000, 3),
             "stoi": round(float(np.mean(s)), 4), "pesq_wb": round(float(np.mean(p)), 4) if p else None,
-            "si_sdr_db": round(float(np.mean(sd)), 3), "mel_distance": round(mel, 4)}
+            "si_sdr_db": round(float(np.mean(sd)), 3), "mel_distance": round(mel, 4),
+            "codebooks": {**levels, "frames": int(z.shape[0] * z.shape[-1])}}

@@ -78,3 +78,24 @@ def test_init_usage_on_batch_scale_so_unused_codes_are_dead_at_once():
     assert abs(float(cb.cluster_usage.sum()) - 8.0) < 0.5
     _, _, stats = cb.forward_train(torch.randn(8, 2), replace_dead=True)
     assert stats["replaced"] >= 20
+
+
+def test_level_profile_shows_each_codebook_at_work_and_a_collapsed_one():
+    torch.manual_seed(0)
+    q = SplitResidualVectorQuantizer(8, 4, n_q=4, bins=16)
+    for cb in q.rvq_first.codebooks() + q.rvq_rest.codebooks():
+        cb.training_cfg.kmeans_iters = 10
+    x = torch.randn(4, 8, 64)
+    q.forward_train(x)  # k-means initialises every level on its residual
+    q.eval()
+    prof = q.level_profile(x)
+    left, used = prof["residual_left"], prof["codes_used"]
+    assert len(left) == len(used) == 4
+    assert left[0] < 1 and left[1] < 1 and left[3] < left[2] < left[1]  # the acoustic levels restart at 1
+    assert all(1 < u <= 16 for u in used)
+    # a level whose centroids all sit at the origin quantizes nothing: the share it leaves does not move
+    dead = q.rvq_rest.codebooks()[1]
+    dead.embedding_sum.zero_()
+    dead.invalidate()
+    prof = q.level_profile(x)
+    assert prof["codes_used"][2] == 1 and abs(prof["residual_left"][2] - prof["residual_left"][1]) < 1e-6
