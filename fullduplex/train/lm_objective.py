@@ -59,28 +59,30 @@ def build_lm(c) -> tuple[LMModel, str | None]:
 
 def continue_adapters(c):
     """(model with the adapter folder ``c.init``'s LoRA layers unmerged, tokenizer, its base, its
-    base overrides), checking that the run's LoRA settings are the folder's."""
-    from ..lm.loading import load_lora_unmerged
+    base overrides), after checking that the run's LoRA settings and shape are the folder's."""
+    import json
 
-    model, tok, info = load_lora_unmerged(c.init)
+    from ..lm.loading import LORA_JSON, TOKENIZER_FILES, load_lora_unmerged
+
+    folder = Path(c.init)
+    info = json.loads((folder / LORA_JSON).read_text())
     built = dict(info.get("base_overrides") or {})
     differ = sorted(k for k, v in c.model.items() if built.get(k) != v)
     if differ:
-        raise ValueError(f"lm.model sets {differ}, which {c.init} built otherwise ({ {k: built.get(k) for k in differ} }); "
+        raise ValueError(f"lm.model sets {differ}, which {folder} built otherwise ({ {k: built.get(k) for k in differ} }); "
                          "an adapter folder keeps its shape: drop those overrides")
     if (int(info["rank"]), float(info["scaling"])) != (c.lora_rank, c.lora_scaling):
-        raise ValueError(f"{c.init} holds LoRA adapters of rank {info['rank']} and scaling {info['scaling']}: "
+        raise ValueError(f"{folder} holds LoRA adapters of rank {info['rank']} and scaling {info['scaling']}: "
                          f"set lm.lora_rank={info['rank']} and lm.lora_scaling={info['scaling']} to continue them")
     if info.get("base_dtype", "fp32") != c.base_dtype:
-        raise ValueError(f"{c.init} was trained with base_dtype {info.get('base_dtype')!r}: set lm.base_dtype to it")
+        raise ValueError(f"{folder} was trained with base_dtype {info.get('base_dtype')!r}: set lm.base_dtype to it")
+    model, tok, _ = load_lora_unmerged(folder)
     base = info["base"]
     if base not in ("smollm2", "config"):
-        base = str((Path(c.init) / base).resolve())
-    from ..lm.loading import TOKENIZER_FILES
-
-    if base == "smollm2" and not any((Path(c.init) / n).exists() for n in TOKENIZER_FILES):
+        base = str((folder / base).resolve())
+    if base == "smollm2" and not any((folder / n).exists() for n in TOKENIZER_FILES):
         tok = "smollm2"  # the folder leaves its tokenizer to the base
-    return model, tok, base, dict(info["base_overrides"])
+    return model, tok, base, built
 
 
 class LMObjective(Objective):
