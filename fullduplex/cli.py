@@ -487,7 +487,7 @@ def _eval_suite(a) -> int:
 
 # --------------------------------------------------------------------------------------- train
 def _add_train(sub) -> None:
-    """`fullduplex train codec|lm --config FILE [--resume]` and `train eval-codec`."""
+    """`fullduplex train codec|lm --config FILE [--resume]`, `train eval-codec` and `train eval-lm`."""
     p = sub.add_parser("train", help="train the codec or the LM (single process or under torchrun)")
     tsub = p.add_subparsers(dest="train_cmd", required=True)
     for kind in ("codec", "lm"):
@@ -506,6 +506,14 @@ def _add_train(sub) -> None:
     q.add_argument("--seconds", type=float, default=4.0)
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_train_eval_codec)
+    q = tsub.add_parser("eval-lm", help="teacher-forced loss of an LM checkpoint on shards (a validation loss)")
+    q.add_argument("--checkpoint", required=True, help="LM checkpoint or adapter folder (e.g. a run's final/)")
+    q.add_argument("--shards", required=True, help="folder written by `fullduplex data tokenize`")
+    q.add_argument("--windows", type=int, default=None, help="score only the first N windows")
+    q.add_argument("--batch-size", type=int, default=4)
+    q.add_argument("--text-padding-weight", type=float, default=0.5)
+    q.add_argument("--first-codebook-weight", type=float, default=100.0)
+    q.set_defaults(func=_train_eval_lm)
 
 
 def _train_run(a) -> int:
@@ -536,6 +544,15 @@ def _train_eval_codec(a) -> int:
     from .train.codec_eval import evaluate_codec
 
     _print_json(evaluate_codec(a.checkpoint, a.data, a.voices, clips=a.clips, seconds=a.seconds, seed=a.seed))
+    return 0
+
+
+def _train_eval_lm(a) -> int:
+    from .train.lm_eval import evaluate_lm
+
+    _print_json(evaluate_lm(a.checkpoint, a.shards, batch_size=a.batch_size, windows=a.windows,
+                            text_padding_weight=a.text_padding_weight,
+                            first_codebook_weight=a.first_codebook_weight))
     return 0
 
 

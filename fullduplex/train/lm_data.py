@@ -48,7 +48,8 @@ class ShardWindows:
         n = len(self.index)
         return [int(self._order(p // n)[p % n]) for p in range(step * self.batch_size, (step + 1) * self.batch_size)]
 
-    def _row(self, i: int) -> torch.Tensor:
+    def window(self, i: int) -> torch.Tensor:
+        """Window i (in shard order) as stored: codes [K, T]."""
         fi, r = self.index[i]
         h = self._handles.get(fi)
         if h is None:
@@ -58,4 +59,4 @@ class ShardWindows:
     def batch(self, step: int, rank: int = 0, world: int = 1) -> torch.Tensor:
         per = self.batch_size // world
         mine = self.positions(step)[rank * per:(rank + 1) * per]
-        return torch.stack([self._row(i) for i in mine]).long()
+        return torch.stack([self.window(i) for i in mine]).long()
