@@ -217,24 +217,24 @@ def is_adapter_folder(folder: str | Path) -> bool:
 
 
 def load_lora_unmerged(folder: str | Path):
-    """(train-mode model with its LoRA layers kept apart, tokenizer or None, the folder's lora.json)
-    from an adapter folder: what continuing to train its adapters starts from."""
+    """(train-mode model with its LoRA layers kept apart, tokenizer or None) from an adapter folder:
+    what continuing to train its adapters starts from."""
     folder = Path(folder)
     if not is_adapter_folder(folder):
         raise FileNotFoundError(f"{folder} is not an adapter folder (no {LORA_JSON}, or a full model.safetensors)")
-    model, tok, info = _rebuild_lora(folder, (folder.resolve(),))
-    return model.train(), tok, info
+    model, tok = _rebuild_lora(folder, (folder.resolve(),))
+    return model.train(), tok
 
 
 def _load_lora_checkpoint(folder: Path, device, dtype, seen: tuple[Path, ...]):
-    model, tok, _ = _rebuild_lora(folder, seen)
+    model, tok = _rebuild_lora(folder, seen)
     merge_lora(model.transformer)
     return model.to(device=device, dtype=dtype).eval(), tok
 
 
 def _rebuild_lora(folder: Path, seen: tuple[Path, ...]):
     """The base of an adapter folder, rebuilt in float32, with its LoRA layers and trained tensors
-    loaded (not merged): (model, tokenizer or None, lora.json)."""
+    loaded (not merged): (model, tokenizer or None)."""
     for name in ("config.json", LORA_WEIGHTS):
         if not (folder / name).exists():
             raise FileNotFoundError(f"adapter folder {folder} has {LORA_JSON} but no {name}")
@@ -287,7 +287,7 @@ def _rebuild_lora(folder: Path, seen: tuple[Path, ...]):
     model.load_state_dict({k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state.items()},
                           strict=False)
     tok = _read_tokenizer(folder)
-    return model, (tok if tok is not None else base_tok), info
+    return model, (tok if tok is not None else base_tok)
 
 
 def _load(folder: Path, device, dtype, seen: tuple[Path, ...] = ()):

@@ -76,7 +76,7 @@ def continue_adapters(c):
                          f"set lm.lora_rank={info['rank']} and lm.lora_scaling={info['scaling']} to continue them")
     if info.get("base_dtype", "fp32") != c.base_dtype:
         raise ValueError(f"{folder} was trained with base_dtype {info.get('base_dtype')!r}: set lm.base_dtype to it")
-    model, tok, _ = load_lora_unmerged(folder)
+    model, tok = load_lora_unmerged(folder)
     base = info["base"]
     if base not in ("smollm2", "config"):
         base = str((folder / base).resolve())
