@@ -7,7 +7,8 @@ buffers (``embedding_sum`` / ``cluster_usage``), so released weights load as the
 Training (``forward_train``, used by ``Codec.forward`` in train mode): the centroids are not
 learnt by gradient but follow the data by exponential moving averages of the vectors assigned to
 them; an uninitialised codebook starts from k-means on its first batch; codes whose usage falls
-below ``threshold_usage_ratio`` x the mean are replaced by random vectors of the batch; the
+below ``threshold_usage_ratio`` x the mean are replaced by random vectors of the batch (for the
+next batch: a replacement never quantizes the vector it was drawn from); the
 encoder gets its gradient through the straight-through estimator and a commitment loss. Under
 ``torch.distributed`` the statistics are summed over processes, so every process keeps the same
 codebooks. Inference (``encode`` / ``decode``) is unchanged.
@@ -217,20 +218,24 @@ class EuclideanCodebook(nn.Module):
                       ) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """x [N, dim] -> (centroids [N, dim] (no gradient), codes [N], stats); updates the codebook.
 
-        Dead codes are replaced (``replace_dead``) before the assignment, with vectors of this very
-        batch: when the latents drift faster than the codebook follows, the codes that replace the
-        dead ones are where the data is now, not where it was."""
-        replaced = 0
+        Dead codes are replaced (``replace_dead``) after the assignment and the EMA update, with
+        vectors of this batch, so they serve the next one. A replacement never quantizes the batch
+        it was drawn from: drawn before the assignment, it would quantize its own vector exactly, the
+        next levels of the residual quantizer would train on a residual that inference never gives
+        them, and they would collapse."""
         if update and not bool(self._initialized.item()):
             self.init_from(x.detach())
-        elif update and replace_dead and self.training_cfg.threshold_usage_ratio > 0:
-            replaced = self.replace_dead_codes(x.detach())
         emb = self.embedding_sum / self.cluster_usage.clamp(min=self.epsilon)[:, None]
         with torch.no_grad():
             codes = torch.cdist(x.detach().float()[None], emb[None].float())[0].argmin(-1)
         quantized = F.embedding(codes, emb).to(x.dtype)
-        stats = {**self.ema_update(x.detach(), codes), "replaced": replaced} if update else {}
-        return quantized, codes, stats
+        if not update:
+            return quantized, codes, {}
+        stats = self.ema_update(x.detach(), codes)
+        replaced = 0
+        if replace_dead and self.training_cfg.threshold_usage_ratio > 0:
+            replaced = self.replace_dead_codes(x.detach())
+        return quantized, codes, {**stats, "replaced": replaced}
 
 
 class _CodebookHolder(nn.Module):

@@ -25,7 +25,7 @@ def test_kmeans_init_and_ema_moves_centroids_toward_data():
     assert float((cb.embedding[used].mean(0) - target.mean(0)).norm()) < 1.5
 
 
-def test_dead_codes_are_replaced_with_batch_vectors():
+def test_dead_codes_are_replaced_with_batch_vectors_for_the_next_batch():
     torch.manual_seed(0)
     cb = EuclideanCodebook(dim=2, bins=4)
     cb.training_cfg.kmeans_iters = 0
@@ -34,9 +34,37 @@ def test_dead_codes_are_replaced_with_batch_vectors():
     with torch.no_grad():  # code 3: far away and never used
         cb.embedding_sum[3] = torch.tensor([100.0, 100.0])
         cb.cluster_usage[3] = 1e-3
-    _, codes, stats = cb.forward_train(x, replace_dead=True)
+    q, codes, stats = cb.forward_train(x, replace_dead=True)
     assert stats["replaced"] >= 1
-    assert (codes == 3).any()  # replaced before the assignment: code 3 is now a vector of this batch
+    # the batch was quantized by the codebook as it was: the replacement does not quantize itself
+    assert not (codes == 3).any()
+    assert float((x - q).pow(2).sum(-1).min()) > 0
+    # code 3 is now a vector of that batch, and the next batch uses it
+    assert float(torch.cdist(cb.embedding[3:4], x).min()) < 1e-5
+    _, codes, _ = cb.forward_train(x + 0.01 * torch.randn_like(x))
+    assert (codes == 3).any()
+
+
+def test_a_training_step_quantizes_as_inference_does_before_its_replacements():
+    """With more codes than vectors per batch, every level has dead codes at every step. The batch
+    that supplies the replacements must still be quantized, at every level, by the codebooks as they
+    were: otherwise each replacement quantizes its own vector exactly, the deep levels train on a
+    residual of zero that inference never gives them, and they collapse."""
+    torch.manual_seed(0)
+    q = SplitResidualVectorQuantizer(8, 4, n_q=4, bins=64)
+    for cb in q.rvq_first.codebooks() + q.rvq_rest.codebooks():
+        cb.training_cfg.kmeans_iters = 5
+        cb.training_cfg.decay = 0.5
+    for _ in range(20):
+        q.forward_train(torch.randn(2, 8, 16), replace_dead=True)  # 32 vectors for 64 codes
+    x = torch.randn(2, 8, 16)
+    q.eval()
+    with torch.no_grad():
+        infer = q.decode(q.encode(x))
+    q.train()
+    train = q.forward_train(x, replace_dead=True)
+    assert sum(v for k, v in train.metrics.items() if k.startswith("replaced")) > 0
+    assert torch.allclose(train.x, infer, atol=1e-5)
 
 
 def test_straight_through_and_commitment_give_encoder_gradients():
