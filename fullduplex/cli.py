@@ -437,6 +437,9 @@ def _add_eval(sub) -> None:
     p.add_argument("--suite", default="quick", help="quick | full | tiny | a folder of items (input.wav + meta.json)")
     p.add_argument("--out", default=None, help="output folder (runs, records, report.md, report.html)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sessions", type=int, default=1, metavar="N",
+                   help="run N items at once as sessions of one batched model (model systems only; faster on "
+                        "many cores; M19, the real-time factor of one session, is then not measured)")
     p.add_argument("--json", action="store_true", help='print {"systems": {NAME: {"M1": value, ...}}}')
     p.set_defaults(func=_eval_systems)
     esub = p.add_subparsers(dest="eval_cmd")
@@ -458,7 +461,7 @@ def _eval_systems(a) -> int:
 
     if not a.system or not a.out:
         raise ValueError("fullduplex eval needs --system (one or more) and --out")
-    res = evaluate(a.system, a.suite, a.out, seed=a.seed, progress=not a.json)
+    res = evaluate(a.system, a.suite, a.out, seed=a.seed, progress=not a.json, sessions=a.sessions)
     if a.json:
         _print_json(json_summary(res))
     else:

@@ -32,6 +32,19 @@ def resolve_system(name: str):
     raise ValueError(f"fullduplex.systems.registry has none of {_REGISTRY_FUNCS}; cannot resolve {name!r}")
 
 
+def resolve_batched(name: str, sessions: int):
+    """A batched system of ``sessions`` sessions for a model system (default, random, random-tiny, a
+    model folder), or None for the systems that run one conversation at a time (the built-ins, which
+    cost nothing; the cascade, whose batched form is for live serving; a remote server)."""
+    if sessions < 1:
+        raise ValueError(f"--sessions must be at least 1, got {sessions}")
+    if sessions == 1 or name in BUILTIN or name.startswith(("cascade", "ws://", "wss://", "echo")):
+        return None
+    from fullduplex.systems.registry import make_batched_system
+
+    return make_batched_system(name, sessions)
+
+
 def _cascade(name: str):
     """``cascade`` or ``cascade-<turn detector>`` (silence | smart | text), while the registry does
     not list the cascade itself."""

@@ -18,48 +18,118 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from ..audio import read, write
-from .base import DuplexSystem
+from .base import BatchedDuplexSystem, DuplexSystem
+
+
+class _Session:
+    """One recorded user stream being conversed: its frames in, the system's frames out.
+
+    Shared by ``converse`` (one system, one stream) and ``converse_many`` (one batched system,
+    several streams at once), so both align and report the same way."""
+
+    def __init__(self, user: np.ndarray, frame_size: int, sample_rate: int):
+        self.F, self.sr = frame_size, sample_rate
+        self.T = int(user.shape[-1])
+        self.n = -(-self.T // frame_size)
+        self.padded = np.zeros(self.n * frame_size, dtype=np.float32)
+        self.padded[:self.T] = user
+        self.out = np.zeros((self.n + 1) * frame_size, dtype=np.float32)
+        self.text: list[dict] = []
+        self.events: list[dict] = []  # the systems' per-frame details (e.g. a cascade's per-turn stage timings)
+        self.step_ms: list[float] = []
+        self.k = 0  # the next input frame
+        self.t_start = time.perf_counter()
+
+    @property
+    def done(self) -> bool:
+        return self.k >= self.n
+
+    def frame(self) -> np.ndarray:
+        return self.padded[self.k * self.F:(self.k + 1) * self.F]
+
+    def put(self, frame, ms: float) -> None:
+        """The system's answer to input frame k: written at [(k + 1) F, (k + 2) F)."""
+        F, sr, k = self.F, self.sr, self.k
+        self.step_ms.append(ms)
+        audio = np.asarray(frame.audio, dtype=np.float32).reshape(-1)
+        if audio.shape[0] != F:
+            raise RuntimeError(f"the system returned {audio.shape[0]} samples for a {F}-sample frame")
+        self.out[(k + 1) * F:(k + 2) * F] = audio
+        if frame.info:
+            self.events.append({"time": round((k + 1) * F / sr, 3), **frame.info})
+        if frame.text:
+            self.text.append({"start": round((k + 1) * F / sr, 3), "end": round((k + 2) * F / sr, 3),
+                              "text": frame.text})
+        self.k += 1
+
+    def result(self, sessions: int = 1) -> tuple[np.ndarray, list[dict], dict]:
+        ms = self.step_ms
+        stats = {"frames": self.n, "duration_s": round(self.T / self.sr, 3),
+                 "wall_s": round(time.perf_counter() - self.t_start, 3),
+                 "step_ms_p50": round(float(np.percentile(ms, 50)), 2) if ms else None,
+                 "step_ms_p99": round(float(np.percentile(ms, 99)), 2) if ms else None}
+        stats["realtime_factor"] = round(stats["wall_s"] / max(stats["duration_s"], 1e-9), 3)
+        if sessions > 1:
+            stats["sessions"] = sessions  # each step served this many conversations
+        stats["events"] = self.events
+        return self.out[:self.T], self.text, stats
 
 
 def converse(system: DuplexSystem, user: np.ndarray, realtime: bool = False) -> tuple[np.ndarray, list[dict], dict]:
     """user float32 [T] at system.sample_rate -> (system audio [T], timed text, stats)."""
-    F, sr = system.frame_size, system.sample_rate
-    T = int(user.shape[-1])
-    n = -(-T // F)
-    padded = np.zeros(n * F, dtype=np.float32)
-    padded[:T] = user
-    out = np.zeros((n + 1) * F, dtype=np.float32)
-    text: list[dict] = []
-    events: list[dict] = []  # the systems' per-frame details (e.g. a cascade's per-turn stage timings)
-    step_ms = []
+    s = _Session(user, system.frame_size, system.sample_rate)
     system.reset()
-    t_start = time.perf_counter()
-    for k in range(n):
+    s.t_start = time.perf_counter()
+    while not s.done:
         if realtime:  # the user frame k is complete at (k + 1) F
-            delay = t_start + (k + 1) * F / sr - time.perf_counter()
+            delay = s.t_start + (s.k + 1) * s.F / s.sr - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
         t0 = time.perf_counter()
-        frame = system.step(padded[k * F:(k + 1) * F])
-        step_ms.append((time.perf_counter() - t0) * 1e3)
-        audio = np.asarray(frame.audio, dtype=np.float32).reshape(-1)
-        if audio.shape[0] != F:
-            raise RuntimeError(f"the system returned {audio.shape[0]} samples for a {F}-sample frame")
-        out[(k + 1) * F:(k + 2) * F] = audio
-        if frame.info:
-            events.append({"time": round((k + 1) * F / sr, 3), **frame.info})
-        if frame.text:
-            text.append({"start": round((k + 1) * F / sr, 3), "end": round((k + 2) * F / sr, 3), "text": frame.text})
-    stats = {"frames": n, "duration_s": round(T / sr, 3), "wall_s": round(time.perf_counter() - t_start, 3),
-             "step_ms_p50": round(float(np.percentile(step_ms, 50)), 2) if step_ms else None,
-             "step_ms_p99": round(float(np.percentile(step_ms, 99)), 2) if step_ms else None}
-    stats["realtime_factor"] = round(stats["wall_s"] / max(stats["duration_s"], 1e-9), 3)
-    stats["events"] = events
-    return out[:T], text, stats
+        frame = system.step(s.frame())
+        s.put(frame, (time.perf_counter() - t0) * 1e3)
+    return s.result()
+
+
+def converse_many(system: BatchedDuplexSystem, users: Iterable[np.ndarray]
+                  ) -> Iterator[tuple[int, tuple[np.ndarray, list[dict], dict]]]:
+    """Every user stream through one batched system, up to ``system.batch_size`` at a time: yields
+    (index of the stream, what ``converse`` returns for it) as each one ends.
+
+    A session that ends is restarted (``reset(i)``) with the next stream, so the batch stays full
+    (the server's continuous batching); each stream sees a fresh conversation, aligned exactly as
+    ``converse`` aligns it. Sessions with nothing left to converse are stepped as inactive."""
+    B, F, sr = system.batch_size, system.frame_size, system.sample_rate
+    pending = enumerate(users)
+    slots: list[tuple[int, _Session] | None] = [None] * B
+
+    def fill(i: int) -> None:
+        nxt = next(pending, None)
+        slots[i] = None if nxt is None else (nxt[0], _Session(np.asarray(nxt[1], np.float32), F, sr))
+        if slots[i] is not None:
+            system.reset(i)
+
+    for i in range(B):
+        fill(i)
+    batch = np.zeros((B, F), dtype=np.float32)
+    while any(slots):
+        for i, slot in enumerate(slots):
+            batch[i] = slot[1].frame() if slot else 0.0
+        t0 = time.perf_counter()
+        frames = system.step(batch, active=[slot is not None for slot in slots])
+        ms = (time.perf_counter() - t0) * 1e3
+        for i, slot in enumerate(slots):
+            if slot is None:
+                continue
+            slot[1].put(frames[i], ms)
+            if slot[1].done:
+                yield slot[0], slot[1].result(sessions=B)
+                fill(i)
 
 
 def converse_file(system: DuplexSystem, input_path: str | Path, output_path: str | Path,

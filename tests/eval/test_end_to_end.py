@@ -48,3 +48,29 @@ def test_fdb_layout_folder_is_read(tmp_path):
     items = load_items(tmp_path)
     assert [(i.scenario, i.meta.get("user_turn_end"), i.meta.get("pause")) for i in items] == [
         ("S1", 0.3, None), ("S2", None, [0.3, 0.6])]
+
+
+def test_sessions_run_several_items_through_one_batched_model(tmp_path):
+    """--sessions 2: three items through a batch of two sessions; every item gets its own output, as
+    long as its input, and the step times (which served two sessions) do not count as M19."""
+    import numpy as np
+
+    from fullduplex.audio import info, write
+    from fullduplex.eval.run import run_system, score_system
+
+    rng = np.random.default_rng(0)
+    for name, seconds in (("a", 0.5), ("b", 1.2), ("c", 0.8)):
+        d = tmp_path / "suite" / name
+        write(d / "input.wav", rng.uniform(-0.3, 0.3, int(seconds * 16000)).astype(np.float32), 16000)
+        (d / "turn_taking.json").write_text(json.dumps([{"timestamp": [0.2, 0.4]}]))
+    items = load_items(tmp_path / "suite")
+    dirs = run_system("random-tiny", items, tmp_path / "runs", progress=False, sessions=2)
+    for it in items:
+        assert abs(info(dirs[it.id] / "output.wav").duration - info(it.input).duration) < 1e-3
+        timing = json.loads((dirs[it.id] / "timing.json").read_text())
+        assert timing["sessions"] == 2 and timing["frames"] == -(-round(info(it.input).duration * 24000) // 1920)
+    from fullduplex.eval.run import _read16, analyse_system, user_ipus
+
+    inputs = {it.id: (x := _read16(it.input), user_ipus(it, x)) for it in items}
+    _, extra = score_system(items, dirs, analyse_system(items, dirs, inputs, progress=False), inputs)
+    assert "M19" not in extra

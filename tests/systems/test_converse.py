@@ -76,3 +76,26 @@ def test_cli_converse(tmp_path, sample_wav, capsys):
     res = json.loads(capsys.readouterr().out)
     assert res["output"] == str(out) and out.exists()
     assert main(["converse", str(sample_wav), "-o", str(out), "--system", "nonsense"]) == 2
+
+
+def test_converse_many_gives_each_stream_what_converse_gives_it(tiny_parts):
+    """Five streams of different lengths through a batch of 2 sessions: each session is restarted
+    with the next stream when one ends, and every stream comes out as if conversed alone (greedy)."""
+    from fullduplex.systems.converse import converse_many
+    from fullduplex.systems.model import BatchedModelSystem
+
+    greedy = {"use_sampling": False}
+    rng = np.random.default_rng(3)
+    users = [rng.uniform(-0.3, 0.3, n * F + 300 * n).astype(np.float32) for n in (5, 2, 7, 3, 4)]
+    batched = BatchedModelSystem(tiny_parts, 2, sampling=greedy)
+    got = dict(converse_many(batched, users))
+    assert sorted(got) == list(range(5))
+    single = ModelSystem(tiny_parts, sampling=greedy)
+    for i, user in enumerate(users):
+        audio, text, stats = converse(single, user)
+        b_audio, b_text, b_stats = got[i]
+        assert b_audio.shape == audio.shape == user.shape
+        np.testing.assert_allclose(b_audio, audio, atol=1e-4)
+        assert [t["text"] for t in b_text] == [t["text"] for t in text]
+        assert [t["start"] for t in b_text] == [t["start"] for t in text]
+        assert b_stats["frames"] == stats["frames"] and b_stats["sessions"] == 2 and "sessions" not in stats
