@@ -107,17 +107,27 @@ def converse_many(system: BatchedDuplexSystem, users: Iterable[np.ndarray]
     B, F, sr = system.batch_size, system.frame_size, system.sample_rate
     pending = enumerate(users)
     slots: list[tuple[int, _Session] | None] = [None] * B
+    empty: list[tuple[int, _Session]] = []  # streams of no samples: nothing to step
 
     def fill(i: int) -> None:
-        nxt = next(pending, None)
-        slots[i] = None if nxt is None else (nxt[0], _Session(np.asarray(nxt[1], np.float32), F, sr))
-        if slots[i] is not None:
-            system.reset(i)
+        slots[i] = None
+        for index, user in pending:
+            session = _Session(np.asarray(user, np.float32), F, sr)
+            if not session.done:
+                slots[i] = (index, session)
+                system.reset(i)
+                return
+            empty.append((index, session))
 
     for i in range(B):
         fill(i)
     batch = np.zeros((B, F), dtype=np.float32)
-    while any(slots):
+    while any(slots) or empty:
+        while empty:
+            index, session = empty.pop()
+            yield index, session.result(sessions=B)
+        if not any(slots):
+            break
         for i, slot in enumerate(slots):
             batch[i] = slot[1].frame() if slot else 0.0
         t0 = time.perf_counter()

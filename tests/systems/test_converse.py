@@ -79,17 +79,18 @@ def test_cli_converse(tmp_path, sample_wav, capsys):
 
 
 def test_converse_many_gives_each_stream_what_converse_gives_it(tiny_parts):
-    """Five streams of different lengths through a batch of 2 sessions: each session is restarted
-    with the next stream when one ends, and every stream comes out as if conversed alone (greedy)."""
+    """Six streams of different lengths (one empty) through a batch of 2 sessions: each session is
+    restarted with the next stream when one ends, and every stream comes out as if conversed alone
+    (greedy)."""
     from fullduplex.systems.converse import converse_many
     from fullduplex.systems.model import BatchedModelSystem
 
     greedy = {"use_sampling": False}
     rng = np.random.default_rng(3)
-    users = [rng.uniform(-0.3, 0.3, n * F + 300 * n).astype(np.float32) for n in (5, 2, 7, 3, 4)]
+    users = [rng.uniform(-0.3, 0.3, n * F + 300 * n).astype(np.float32) for n in (5, 2, 0, 7, 3, 4)]
     batched = BatchedModelSystem(tiny_parts, 2, sampling=greedy)
     got = dict(converse_many(batched, users))
-    assert sorted(got) == list(range(5))
+    assert sorted(got) == list(range(6))
     single = ModelSystem(tiny_parts, sampling=greedy)
     for i, user in enumerate(users):
         audio, text, stats = converse(single, user)
