@@ -197,6 +197,8 @@ def evaluate(systems: list[str], suite: str, out: str | Path, seed: int = 0, pro
 
     if not systems:
         raise ValueError("give at least one --system")
+    if sessions < 1:
+        raise ValueError(f"--sessions must be at least 1, got {sessions}")
     out = Path(out)
     root = prepare(suite, out / "suites", seed)
     items = load_items(root)
