@@ -91,6 +91,12 @@ def _add_data(sub) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--jobs", type=int, default=1, help="parallel processes")
     q.add_argument("--shard", default=None, help="I/N: make only items k with k %% N == I")
+    q.add_argument("--timing", action="append", default=[], metavar="KEY=VALUE",
+                   help="change the turn-taking model (repeatable), e.g. --timing interruption_prob=1 "
+                        "--timing stop_delay_s=0.1,0.25 (keys: fullduplex/data/timing.py)")
+    q.add_argument("--weight", action="append", default=[], metavar="FAMILY=W",
+                   help="change how often a task family is drawn (repeatable), e.g. --weight story=3; "
+                        "families: arithmetic spelling counting fact time smalltalk story user_story")
     q.set_defaults(func=_data_synth)
 
     q = dsub.add_parser("ingest", help="real stereo recordings (or mono pairs) -> dataset, with a report")
@@ -135,9 +141,10 @@ def _add_data(sub) -> None:
 
 def _data_synth(a) -> int:
     from .data.shard import parse_shard
-    from .data.synth import run_synth
+    from .data.synth import SynthConfig, run_synth
 
-    _print_json(run_synth(a.out, a.hours, seed=a.seed, jobs=a.jobs, shard=parse_shard(a.shard)))
+    cfg = SynthConfig.with_settings(a.timing, a.weight)
+    _print_json(run_synth(a.out, a.hours, seed=a.seed, jobs=a.jobs, shard=parse_shard(a.shard), cfg=cfg))
     return 0
 
 
@@ -440,6 +447,9 @@ def _add_eval(sub) -> None:
     p.add_argument("--sessions", type=int, default=1, metavar="N",
                    help="run N items at once as sessions of one batched model (model systems only; faster on "
                         "many cores; M19, the real-time factor of one session, is then not measured)")
+    p.add_argument("--items", default=None, metavar="S1=12,S4=12",
+                   help="only these scenarios of the named suite, with these counts (e.g. more barge-ins "
+                        "to rank two models on yielding)")
     p.add_argument("--json", action="store_true", help='print {"systems": {NAME: {"M1": value, ...}}}')
     p.set_defaults(func=_eval_systems)
     esub = p.add_subparsers(dest="eval_cmd")
@@ -453,6 +463,7 @@ def _add_eval(sub) -> None:
     q.add_argument("name", help="quick | full | tiny")
     q.add_argument("--out", required=True)
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--items", default=None, metavar="S1=12,S4=12", help="only these scenarios, with these counts")
     q.set_defaults(func=_eval_suite)
 
 
@@ -461,7 +472,8 @@ def _eval_systems(a) -> int:
 
     if not a.system or not a.out:
         raise ValueError("fullduplex eval needs --system (one or more) and --out")
-    res = evaluate(a.system, a.suite, a.out, seed=a.seed, progress=not a.json, sessions=a.sessions)
+    res = evaluate(a.system, a.suite, a.out, seed=a.seed, progress=not a.json, sessions=a.sessions,
+                   items=a.items)
     if a.json:
         _print_json(json_summary(res))
     else:
@@ -484,7 +496,7 @@ def _eval_codec(a) -> int:
 def _eval_suite(a) -> int:
     from .eval.suite import build_suite, get_config
 
-    print(build_suite(get_config(a.name, a.seed), a.out))
+    print(build_suite(get_config(a.name, a.seed, a.items), a.out))
     return 0
 
 

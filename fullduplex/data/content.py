@@ -177,10 +177,12 @@ WEIGHTS = {"arithmetic": 2, "spelling": 1, "counting": 1, "fact": 2, "time": 1.5
 TASKS = ("arithmetic", "spelling", "counting", "fact", "time")
 
 
-def exchange(rng, families: tuple[str, ...] | None = None) -> Exchange:
-    """One random exchange from the weighted families (or from ``families`` only)."""
-    names = list(families or WEIGHTS)
-    p = np.array([WEIGHTS[n] for n in names], dtype=float)
+def exchange(rng, families: tuple[str, ...] | None = None, weights: dict[str, float] | None = None) -> Exchange:
+    """One random exchange from the weighted families (or from ``families`` only); ``weights``
+    replaces the default ``WEIGHTS``."""
+    weights = weights or WEIGHTS
+    names = [n for n in (families or weights) if weights[n] > 0]
+    p = np.array([weights[n] for n in names], dtype=float)
     return FAMILIES[str(rng.choice(names, p=p / p.sum()))](rng)
 
 

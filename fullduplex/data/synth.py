@@ -8,6 +8,8 @@ machine, and shards (k % N == I) can run anywhere and be merged (merge.py).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import os
@@ -37,6 +39,49 @@ class SynthConfig:
     assistant_voice: str = tts.DEFAULT_ASSISTANT
     user_voices: tuple[str, ...] = tts.DIALOGUE_USERS
     timing: TurnTaking = field(default_factory=TurnTaking)
+    weights: dict[str, float] = field(default_factory=lambda: dict(content.WEIGHTS))  # task family -> weight
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def with_settings(cls, timing: list[str] = (), weights: list[str] = ()) -> "SynthConfig":
+        """The default config with ``timing`` fields (``KEY=VALUE``, a range as ``LOW,HIGH``) and
+        task-family ``weights`` (``FAMILY=W``) replaced."""
+        cfg = cls()
+        fields = {f.name: f for f in dataclasses.fields(TurnTaking)}
+        for kv in timing:
+            key, value = _split(kv, "--timing")
+            if key not in fields:
+                raise ValueError(f"--timing {kv}: unknown key {key!r}; known: {', '.join(fields)}")
+            default = getattr(cfg.timing, key)
+            try:
+                parsed = tuple(float(x) for x in value.split(",")) if isinstance(default, tuple) else float(value)
+            except ValueError:
+                raise ValueError(f"--timing {kv}: {value!r} is not a number") from None
+            if isinstance(default, tuple) and (len(parsed) != 2 or parsed[0] > parsed[1]):
+                raise ValueError(f"--timing {kv}: give a range as LOW,HIGH, e.g. {key}=0.1,0.25")
+            setattr(cfg.timing, key, parsed)
+        for kv in weights:
+            key, value = _split(kv, "--weight")
+            if key not in content.FAMILIES:
+                raise ValueError(f"--weight {kv}: unknown family {key!r}; known: {', '.join(content.FAMILIES)}")
+            try:
+                cfg.weights[key] = float(value)
+            except ValueError:
+                raise ValueError(f"--weight {kv}: {value!r} is not a number") from None
+            if cfg.weights[key] < 0:
+                raise ValueError(f"--weight {kv}: a weight cannot be negative")
+        if not any(w > 0 for w in cfg.weights.values()):
+            raise ValueError("--weight: at least one task family needs a positive weight")
+        return cfg
+
+
+def _split(kv: str, flag: str) -> tuple[str, str]:
+    key, sep, value = kv.partition("=")
+    if not sep or not key or not value:
+        raise ValueError(f"{flag} {kv!r}: write KEY=VALUE")
+    return key.strip(), value.strip()
 
 
 class _Timeline:
@@ -71,7 +116,7 @@ def _plan(rng, target_s: float, cfg: SynthConfig) -> list[content.Exchange]:
     if rng.random() < 0.6:
         exs.append(content.small_talk(rng))
     while est < target_s:
-        exs.append(content.exchange(rng))
+        exs.append(content.exchange(rng, weights=cfg.weights))
         if exs[-1].interruptible and rng.random() < cfg.timing.interruption_prob:
             exs[-1].extra["interruption"] = content.interruption(rng)
         est = sum(len(" ".join(e.user + e.assistant).split()) / 3.3 + 0.6 * len(e.user + e.assistant) for e in exs)
@@ -214,6 +259,24 @@ def _init_worker():
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
+CONFIG_NAME = "synth.json"
+
+
+def _check_config(out: Path, cfg: SynthConfig) -> None:
+    """Store the config a folder is made with; refuse to add items made with another one."""
+    path, want = out / CONFIG_NAME, cfg.to_json()
+    if path.exists():
+        have = json.loads(path.read_text())
+        if have != want:
+            diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+            raise ValueError(f"{out} was synthesized with another config ({', '.join(diff)} differ, see "
+                             f"{path}); use a new --out folder, or the same --seed, --timing and --weight")
+        return
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(want, indent=1))
+    tmp.replace(path)
+
+
 def num_items(hours: float, cfg: SynthConfig) -> int:
     return max(1, int(math.ceil(hours * 3600 / ((cfg.min_item_s + cfg.max_item_s) / 2))))
 
@@ -230,6 +293,7 @@ def run_synth(out: str, hours: float, seed: int = 0, jobs: int = 1, shard: Shard
     cfg.seed = seed
     shard = shard or Shard(0, 1)
     Path(out).mkdir(parents=True, exist_ok=True)
+    _check_config(Path(out), cfg)
     mname = manifest_name(shard)
     done = {e["path"] for e in read_manifest(out, mname)} if (Path(out) / mname).exists() else set()
     todo = [k for k in shard.indices(num_items(hours, cfg)) if _item_path(k) not in done]
