@@ -1,11 +1,14 @@
 """Run a DuplexSystem over one item's input.wav and write its time-aligned output next to the
 item's record: output.wav (system rate, same length as the input), output_text.json (timed text
-pieces) and timing.json (step times). The stepping itself is ``fullduplex.systems.converse``
+pieces), timing.json (step times) and, last, source.json (the input's SHA-1: an output is reused
+only for the input it was made from). The stepping itself is ``fullduplex.systems.converse``
 (Full-Duplex-Bench's time alignment: the frame returned after input frame k is written at
 [(k+1)F, (k+2)F), output cut to the input's length)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Iterator
 
@@ -20,19 +23,37 @@ def _user(path, sample_rate: int):
     return resample(x[0], sr, sample_rate)
 
 
-def _write(out_dir: str | Path, sample_rate: int, frame_size: int, result) -> dict:
+SOURCE = "source.json"
+
+
+def input_sha1(input_wav: str | Path) -> str:
+    return hashlib.sha1(Path(input_wav).read_bytes()).hexdigest()
+
+
+def is_done(input_wav: str | Path, out_dir: str | Path) -> bool:
+    """Whether ``out_dir`` holds a complete output made from this very input."""
+    src = Path(out_dir) / SOURCE
+    try:
+        return json.loads(src.read_text()).get("input_sha1") == input_sha1(input_wav)
+    except (OSError, ValueError):
+        return False
+
+
+def _write(out_dir: str | Path, input_wav: str | Path, sample_rate: int, frame_size: int, result) -> dict:
     audio, text, stats = result
     d = Path(out_dir)
+    (d / SOURCE).unlink(missing_ok=True)
     write(d / "output.wav", audio, sample_rate)
     write_json(d / "output_text.json", text)
     write_json(d / "timing.json", dict(stats, frame_s=frame_size / sample_rate))
+    write_json(d / SOURCE, {"input": str(input_wav), "input_sha1": input_sha1(input_wav)})
     return stats
 
 
 def run_file(system: DuplexSystem, input_wav: str | Path, out_dir: str | Path) -> dict:
     """Returns converse's stats (frames, wall_s, step_ms_p50, step_ms_p99, realtime_factor)."""
     result = converse(system, _user(input_wav, system.sample_rate))
-    return _write(out_dir, system.sample_rate, system.frame_size, result)
+    return _write(out_dir, input_wav, system.sample_rate, system.frame_size, result)
 
 
 def run_files(system: BatchedDuplexSystem, inputs: list, out_dirs: list) -> Iterator[dict]:
@@ -42,4 +63,4 @@ def run_files(system: BatchedDuplexSystem, inputs: list, out_dirs: list) -> Iter
     sr, F = system.sample_rate, system.frame_size
     users = (_user(p, sr) for p in inputs)
     for i, result in converse_many(system, users):
-        yield _write(out_dirs[i], sr, F, result)
+        yield _write(out_dirs[i], inputs[i], sr, F, result)

@@ -21,7 +21,7 @@ from fullduplex.data.format import write_json
 
 from . import aggregate, metrics
 from .analysis import SR, Analysis, analyze, merge
-from .driver import run_file, run_files
+from .driver import is_done, run_file, run_files
 from .resolve import resolve_batched, resolve_system
 from .suite import EvalItem, load_items, prepare
 
@@ -66,13 +66,14 @@ def focus_windows(meta: dict, duration: float) -> list:
 
 def run_system(name: str, items: list[EvalItem], out: Path, progress: bool = True, sessions: int = 1
                ) -> dict[str, Path]:
-    """Outputs of one system for every item (items with an output already there are skipped).
+    """Outputs of one system for every item (an item whose output was made from the same input is
+    skipped, so an interrupted run resumes; another suite or seed in the same folder is rerun).
 
     ``sessions`` > 1 runs that many items at once as sessions of one batched model (model systems
     only; the others run one item at a time): the same outputs up to sampling, faster on many cores."""
     from tqdm import tqdm
 
-    todo = [it for it in items if not (out / it.id / "output.wav").exists()]
+    todo = [it for it in items if not is_done(it.input, out / it.id)]
     if todo:
         batched = resolve_batched(name, min(sessions, len(todo)))
         with tqdm(total=len(todo), desc=f"run {name}", disable=not progress, unit="item") as bar:
@@ -190,9 +191,10 @@ def intelligibility(items, analyses, max_items: int = 4) -> float | None:
 
 
 def evaluate(systems: list[str], suite: str, out: str | Path, seed: int = 0, progress: bool = True,
-             sessions: int = 1) -> dict:
+             sessions: int = 1, items: str | None = None) -> dict:
     """Run, analyse and score every system on the suite; write results.json and the reports.
-    ``sessions``: items run at once by a model system (see ``run_system``); M19 is then not measured."""
+    ``sessions``: items run at once by a model system (see ``run_system``); M19 is then not measured.
+    ``items``: only these scenarios of a named suite, with these counts ("S1=12,S4=12")."""
     from . import report
 
     if not systems:
@@ -200,7 +202,7 @@ def evaluate(systems: list[str], suite: str, out: str | Path, seed: int = 0, pro
     if sessions < 1:
         raise ValueError(f"--sessions must be at least 1, got {sessions}")
     out = Path(out)
-    root = prepare(suite, out / "suites", seed)
+    root = prepare(suite, out / "suites", seed, items)
     items = load_items(root)
     inputs = {}
     for it in items:

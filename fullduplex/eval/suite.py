@@ -68,10 +68,30 @@ class EvalItem:
         return self.meta.get("scenario")
 
 
-def get_config(name: str, seed: int = 0) -> SuiteConfig:
+def get_config(name: str, seed: int = 0, items: str | None = None) -> SuiteConfig:
+    """A named suite; ``items`` ("S1=12,S4=12") keeps only those scenarios, with those counts
+    (item k of a scenario is the same in every suite of the same name and seed)."""
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; known: {', '.join(SUITES)} (or pass a folder)")
-    return replace(SUITES[name], seed=seed)
+    cfg = replace(SUITES[name], seed=seed)
+    if items:
+        cfg.counts = parse_items(items)
+    return cfg
+
+
+def parse_items(spec: str) -> dict[str, int]:
+    """"S1=12,S4=12" -> {"S1": 12, "S4": 12}."""
+    known = sorted(scenarios.BUILDERS, key=lambda s: int(s[1:]))
+    counts = {}
+    for part in spec.split(","):
+        sid, sep, n = part.strip().partition("=")
+        if not sep or not n.strip().isdigit() or int(n) < 1:
+            raise ValueError(f"--items {spec!r}: write SCENARIO=COUNT[,...] with counts of at least 1, "
+                             f"e.g. S1=12,S4=12")
+        if sid.strip() not in known:
+            raise ValueError(f"--items {spec!r}: unknown scenario {sid.strip()!r}; known: {', '.join(known)}")
+        counts[sid.strip()] = int(n)
+    return counts
 
 
 def build_suite(cfg: SuiteConfig, out: str | Path, progress: bool = True) -> Path:
@@ -156,13 +176,17 @@ def load_items(root: str | Path) -> list[EvalItem]:
     return items
 
 
-def prepare(suite: str, out: str | Path, seed: int = 0) -> Path:
-    """A suite name is built under ``out`` (cached); a folder is used as it is."""
+def prepare(suite: str, out: str | Path, seed: int = 0, items: str | None = None) -> Path:
+    """A suite name is built under ``out`` (cached); a folder is used as it is (``items`` is then
+    refused: a folder's items are what they are)."""
     p = Path(suite)
     if p.is_dir():
+        if items:
+            raise ValueError(f"--items chooses items of a named suite, not of the folder {suite}")
         return p
-    cfg = get_config(suite, seed)
-    d = Path(out) / f"{cfg.name}-seed{seed}"
+    cfg = get_config(suite, seed, items)
+    tag = "".join(f"-{sid}x{n}" for sid, n in cfg.counts.items()) if items else ""
+    d = Path(out) / f"{cfg.name}-seed{seed}{tag}"
     if (d / "suite.json").exists():
         return d
     log.info("building suite %s into %s", cfg.name, d)

@@ -74,3 +74,29 @@ def test_sessions_run_several_items_through_one_batched_model(tmp_path):
     inputs = {it.id: (x := _read16(it.input), user_ipus(it, x)) for it in items}
     _, extra = score_system(items, dirs, analyse_system(items, dirs, inputs, progress=False), inputs)
     assert "M19" not in extra
+
+
+def test_an_output_is_reused_only_for_the_input_it_was_made_from(tmp_path):
+    """A second run in the same folder skips finished items, but reruns an item whose input changed
+    (another seed or suite under the same --out) and one whose run was killed before it finished."""
+    import numpy as np
+
+    from fullduplex.audio import read, write
+    from fullduplex.eval.driver import SOURCE
+    from fullduplex.eval.run import run_system
+
+    rng = np.random.default_rng(1)
+    for name in ("a", "b", "c"):
+        d = tmp_path / "suite" / name
+        write(d / "input.wav", rng.uniform(-0.3, 0.3, 8000).astype(np.float32), 16000)
+        (d / "turn_taking.json").write_text(json.dumps([{"timestamp": [0.2, 0.4]}]))
+    items = load_items(tmp_path / "suite")
+    dirs = run_system("echo", items, tmp_path / "runs", progress=False)
+    before = {k: read(d / "output.wav")[0] for k, d in dirs.items()}
+    stamps = {k: (d / "output.wav").stat().st_mtime_ns for k, d in dirs.items()}
+    write(tmp_path / "suite" / "a" / "input.wav", rng.uniform(-0.3, 0.3, 8000).astype(np.float32), 16000)
+    (dirs["b"] / SOURCE).unlink()  # killed between its output and its completion mark
+    run_system("echo", items, tmp_path / "runs", progress=False)
+    assert not np.array_equal(read(dirs["a"] / "output.wav")[0], before["a"])  # made from the new input
+    assert (dirs["b"] / "output.wav").stat().st_mtime_ns != stamps["b"]
+    assert (dirs["c"] / "output.wav").stat().st_mtime_ns == stamps["c"]

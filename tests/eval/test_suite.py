@@ -32,3 +32,20 @@ def test_effect_levels():
     assert effects.rms_db(effects.background_speech(x)) < effects.rms_db(x) - 14
     bab = effects.babble([x, x[::-1]], 32000, -30.0, np.random.default_rng(0))
     assert effects.rms_db(bab) == pytest.approx(-30.0, abs=0.1)
+
+
+def test_items_choose_scenarios_and_counts_of_a_named_suite(tmp_path):
+    from fullduplex.audio import read
+    from fullduplex.eval.suite import load_items, prepare
+
+    assert get_config("quick", 0, "S4=12, S1=8").counts == {"S4": 12, "S1": 8}
+    more = prepare("tiny", tmp_path, 0, "S8=2")
+    assert more.name == "tiny-seed0-S8x2" and [it.id for it in load_items(more)] == ["S8_000", "S8_001"]
+    plain = prepare("tiny", tmp_path, 0)  # its S8 item is the first of the larger suite
+    (same,) = [it for it in load_items(plain) if it.scenario == "S8"]
+    assert np.array_equal(read(same.input)[0], read(more / "S8_000" / "input.wav")[0])
+    for bad, message in [("S9=2", "unknown scenario"), ("S1=0", "at least 1"), ("S1", "SCENARIO=COUNT")]:
+        with pytest.raises(ValueError, match=message):
+            get_config("quick", 0, bad)
+    with pytest.raises(ValueError, match="named suite"):
+        prepare(str(more), tmp_path, 0, "S8=1")
