@@ -1,8 +1,12 @@
 """Synthetic two-channel conversations: content (content.py) x timing (timing.py) x style (prosody.py).
 
     fullduplex data synth --out DIR --hours 1 --seed 0 --jobs 2 [--shard I/N]
+        [--timing KEY=VALUE ...] [--weight FAMILY=W ...]
 
-Item ``k`` of seed ``s`` depends only on (s, k): the same command gives the same files on any
+``--timing`` changes fields of the turn-taking model (timing.py) and ``--weight`` how often each
+task family is drawn (content.py); DIR/synth.json keeps the config, and a resume must match it.
+
+Item ``k`` of seed ``s`` depends only on (s, k) and the config: the same command gives the same files on any
 machine, and shards (k % N == I) can run anywhere and be merged (merge.py).
 """
 
