@@ -53,7 +53,7 @@ class SynthConfig:
         """The default config with ``timing`` fields (``KEY=VALUE``, a range as ``LOW,HIGH``) and
         task-family ``weights`` (``FAMILY=W``) replaced."""
         cfg = cls()
-        fields = {f.name: f for f in dataclasses.fields(TurnTaking)}
+        fields = [f.name for f in dataclasses.fields(TurnTaking)]
         for kv in timing:
             key, value = _split(kv, "--timing")
             if key not in fields:
