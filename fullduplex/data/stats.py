@@ -7,11 +7,15 @@
 - backchannel: an IPU <= 1 s of the listener while the speaker holds the floor (the speaker talked
   within 1 s before it and resumes before the listener says anything else).
 - overlap_share: the share of floor transfers that overlap (humans ~0.40, CANDOR 0.48).
+- barge-in stop latency: for each barge-in an item's events script (`data synth` writes them), the
+  time from the user's onset to the end of the assistant IPU it cuts into. A model that learns from
+  the data cannot stop sooner than this; M9 measures the same interval on a model's output.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,11 +65,12 @@ class Events:
     backchannel: int
     talk: list  # seconds per channel [assistant, user]
     overlap_time: float
+    stops: list = field(default_factory=list)  # (scripted, measured) barge-in stop latencies
 
     def __add__(self, o: "Events") -> "Events":
         return Events(self.minutes + o.minutes, self.ipu + o.ipu, self.pause + o.pause, self.fto + o.fto,
                       self.backchannel + o.backchannel, [a + b for a, b in zip(self.talk, o.talk)],
-                      self.overlap_time + o.overlap_time)
+                      self.overlap_time + o.overlap_time, self.stops + o.stops)
 
 
 def conversation_events(ch_ipus: list[np.ndarray], duration_s: float) -> Events:
@@ -110,6 +115,23 @@ def conversation_events(ch_ipus: list[np.ndarray], duration_s: float) -> Events:
                   talk, ov)
 
 
+def barge_in_stops(events: list[dict], assistant: np.ndarray) -> list[tuple[float, float]]:
+    """(scripted, measured) stop latency (s) of each barge-in in an item's ``events``.
+
+    Scripted: the event's ``reaction_s``. Measured: from the user's onset to the end of the assistant
+    IPU [N, 2] around it. A barge-in with no assistant speech within 0.1 s of its onset is skipped.
+    """
+    out = []
+    for e in events:
+        if e.get("type") != "interruption":
+            continue
+        t = float(e["start"])
+        around = assistant[(assistant[:, 0] <= t + 0.1) & (assistant[:, 1] >= t - 0.1)]
+        if len(around):
+            out.append((float(e["reaction_s"]), float(around[-1, 1] - t)))
+    return out
+
+
 def summarize(ev: Events) -> dict:
     """The numbers `data stats` prints (durations in s, rates per minute)."""
     fto = np.array(ev.fto)
@@ -136,6 +158,9 @@ def summarize(ev: Events) -> dict:
         "overlap_median_s": med(ovs),
         "overlap_time_share": round(ev.overlap_time / (60 * m), 4),
         "talk_share": {"assistant": round(ev.talk[0] / (60 * m), 3), "user": round(ev.talk[1] / (60 * m), 3)},
+        "barge_ins_per_min": round(len(ev.stops) / m, 2),
+        "barge_in_stop_median_s": med([x for _, x in ev.stops]),
+        "barge_in_stop_scripted_median_s": med([x for x, _ in ev.stops]),
         "fto_histogram": {"bin_edges_s": [round(float(x), 2) for x in edges], "counts": [int(c) for c in hist]},
         "human_reference": HUMAN_REFERENCE,
     }
@@ -144,6 +169,14 @@ def summarize(ev: Events) -> dict:
 def item_ipus(path: str | Path, vad: str = "energy") -> tuple[list[np.ndarray], float]:
     x, sr = read(path, channels=2)
     return [ipus(s) for s in channel_segments(x, sr, vad)], x.shape[1] / sr
+
+
+def _item_events(wav: Path) -> list[dict]:
+    """The events an item's JSON scripts (synthesized items have them; ingested ones may not)."""
+    try:
+        return json.loads(wav.with_suffix(".json").read_text()).get("events", [])
+    except (OSError, ValueError):
+        return []
 
 
 def dataset_stats(root: str, vad: str = "energy", limit: int | None = None) -> dict:
@@ -155,6 +188,7 @@ def dataset_stats(root: str, vad: str = "energy", limit: int | None = None) -> d
     for e in entries:
         ch, dur = item_ipus(Path(root) / e["path"], vad)
         ev = conversation_events(ch, dur)
+        ev.stops = barge_in_stops(_item_events(Path(root) / e["path"]), ch[0])
         total = ev if total is None else total + ev
     out = summarize(total)
     out["items"] = len(entries)
@@ -171,6 +205,10 @@ def format_table(s: dict) -> str:
         ref = HUMAN_REFERENCE.get(k, "")
         lines.append(f"{k:>22}: {str(s[k]):>8}   {ref}")
     lines.append(f"{'talk_share':>22}: assistant {s['talk_share']['assistant']}, user {s['talk_share']['user']}")
+    if s["barge_ins_per_min"]:
+        lines.append(f"{'barge_ins_per_min':>22}: {s['barge_ins_per_min']:>8}   scripted by the items' events")
+        lines.append(f"{'barge_in_stop_median_s':>22}: {s['barge_in_stop_median_s']:>8}   user onset -> end of the "
+                     f"assistant's speech (scripted: {s['barge_in_stop_scripted_median_s']})")
     h = s["fto_histogram"]
     if h["counts"]:
         peak = max(h["counts"])

@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 
 from fullduplex.audio import write
-from fullduplex.data.format import append_manifest
-from fullduplex.data.stats import dataset_stats
+from fullduplex.data import content
+from fullduplex.data.format import append_manifest, write_item
+from fullduplex.data.stats import dataset_stats, format_table
+from fullduplex.data.synth import SynthConfig, render_item
 
 SR = 24000
 
@@ -38,3 +40,23 @@ def test_stats_on_synthetic_data_are_humanlike(synth_dir):
     s = dataset_stats(str(synth_dir))
     assert 0.0 <= s["fto_median_s"] <= 0.4
     assert s["ipus_per_min"] > 5
+
+
+def test_barge_in_stop_latency_is_measured_on_the_audio_of_scripted_barge_ins(tmp_path):
+    """Synthesized barge-ins: the assistant's speech, as the VAD finds it, ends within 0.15 s of the
+    scripted stop (not at its next turn); an item without events has no barge-ins."""
+    cfg = SynthConfig.with_settings(["interruption_prob=1", "stop_delay_s=0.05,0.1"],
+                                    [f"{f}=0" for f in content.FAMILIES if f != "story"])
+    cfg.min_item_s = cfg.max_item_s = 25
+    item = render_item(0, cfg)
+    append_manifest(tmp_path, [write_item(tmp_path, "audio/000000.wav", item)])
+    s = dataset_stats(str(tmp_path))
+    scripted = [e["reaction_s"] for e in item.meta["events"] if e["type"] == "interruption"]
+    assert scripted and s["barge_ins_per_min"] == pytest.approx(len(scripted) / (item.duration / 60), rel=0.01)
+    assert s["barge_in_stop_scripted_median_s"] == pytest.approx(float(np.median(scripted)), abs=1e-3)
+    assert abs(s["barge_in_stop_median_s"] - s["barge_in_stop_scripted_median_s"]) < 0.15
+    assert "barge_in_stop_median_s" in format_table(s)
+    (tmp_path / "audio" / "000000.json").write_text('{"alignments": []}')
+    s = dataset_stats(str(tmp_path))
+    assert s["barge_ins_per_min"] == 0 and s["barge_in_stop_median_s"] is None
+    assert "barge_in" not in format_table(s)
