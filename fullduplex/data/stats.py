@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 from fullduplex.audio import read
 
 from .activity import channel_segments
-from .format import read_manifest
+from .format import read_item, read_manifest
 
 IPU_GAP_S = 0.2
 BC_MAX_S = 1.0
@@ -171,14 +170,6 @@ def item_ipus(path: str | Path, vad: str = "energy") -> tuple[list[np.ndarray], 
     return [ipus(s) for s in channel_segments(x, sr, vad)], x.shape[1] / sr
 
 
-def _item_events(wav: Path) -> list[dict]:
-    """The events an item's JSON scripts (synthesized items have them; ingested ones may not)."""
-    try:
-        return json.loads(wav.with_suffix(".json").read_text()).get("events", [])
-    except (OSError, ValueError):
-        return []
-
-
 def dataset_stats(root: str, vad: str = "energy", limit: int | None = None) -> dict:
     """Statistics over every item of a dataset folder (or the first ``limit``)."""
     entries = read_manifest(root)[:limit]
@@ -188,7 +179,7 @@ def dataset_stats(root: str, vad: str = "energy", limit: int | None = None) -> d
     for e in entries:
         ch, dur = item_ipus(Path(root) / e["path"], vad)
         ev = conversation_events(ch, dur)
-        ev.stops = barge_in_stops(_item_events(Path(root) / e["path"]), ch[0])
+        ev.stops = barge_in_stops(read_item(root, e["path"], with_audio=False).meta.get("events", []), ch[0])
         total = ev if total is None else total + ev
     out = summarize(total)
     out["items"] = len(entries)
