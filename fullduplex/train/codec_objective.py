@@ -126,7 +126,7 @@ class CodecObjective(Objective):
             if not c.data:
                 raise ValueError("codec.data: give the dataset folder to train on")
             data = SpeechCrops(c.data, cfg.batch_size, c.segment_s, cfg.seed, c.holdout_voices,
-                               self.model.frame_size)
+                               self.model.frame_size, workers=c.data_workers)
         self.data = data
         self.distilled = None
         if c.distill:

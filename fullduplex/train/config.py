@@ -40,6 +40,7 @@ class CodecObjectiveConfig:
     data: str | None = None            # conversation dataset folder (manifest.jsonl)
     holdout_voices: list[str] = field(default_factory=list)  # channels spoken by these voices are not used
     segment_s: float = 1.0             # training crop length (seconds)
+    data_workers: int = 4              # threads reading the next steps' crops during a step (0: read in the step)
     # loss weights
     mel_weight: float = 1.0
     wav_weight: float = 0.1
