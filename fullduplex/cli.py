@@ -81,7 +81,7 @@ def _codec_roundtrip(a) -> int:
 
 # --------------------------------------------------------------------------------------- data
 def _add_data(sub) -> None:
-    """`fullduplex data synth|ingest|stats|merge|export-lhotse|validate`."""
+    """`fullduplex data synth|ingest|stats|merge|export-lhotse|speech|validate|tokenize`."""
     p = sub.add_parser("data", help="two-channel conversation datasets: synthesize, ingest, inspect")
     dsub = p.add_subparsers(dest="data_cmd", required=True)
 
@@ -124,6 +124,17 @@ def _add_data(sub) -> None:
     q.add_argument("--out", required=True)
     q.set_defaults(func=_data_export_lhotse)
 
+    q = dsub.add_parser("speech", help="each voice's speech cut from conversations into its own files "
+                                       "(a folder for codec training)")
+    q.add_argument("dirs", nargs="+", help="conversation dataset folders")
+    q.add_argument("--out", required=True, help="new folder: OUT/<voice>/<voice>-<n>.<format>")
+    q.add_argument("--minutes-per-voice", type=float, default=None, help="stop taking a voice after this much")
+    q.add_argument("--exclude-voice", action="append", default=[], metavar="VOICE",
+                   help="leave this voice out (repeatable), e.g. the codec's evaluation voices")
+    q.add_argument("--format", default="flac", choices=["flac", "wav", "ogg"])
+    q.add_argument("--seed", type=int, default=0, help="order in which items are visited")
+    q.set_defaults(func=_data_speech)
+
     q = dsub.add_parser("validate", help="check a dataset folder against the format")
     q.add_argument("dir")
     q.set_defaults(func=_data_validate)
@@ -145,6 +156,14 @@ def _data_synth(a) -> int:
 
     cfg = SynthConfig.with_settings(a.timing, a.weight)
     _print_json(run_synth(a.out, a.hours, seed=a.seed, jobs=a.jobs, shard=parse_shard(a.shard), cfg=cfg))
+    return 0
+
+
+def _data_speech(a) -> int:
+    from .data.speech import export_speech
+
+    _print_json(export_speech(a.dirs, a.out, minutes_per_voice=a.minutes_per_voice,
+                              exclude_voices=set(a.exclude_voice), fmt=a.format, seed=a.seed))
     return 0
 
 

@@ -49,7 +49,8 @@ def _keep(voice: str, include_voices, exclude_voices) -> bool:
 def folder_channels(root: Path, include_voices=None, exclude_voices=()) -> list[Channel]:
     """The channels of every speech file under ``root``, filtered by voice (see the module doc)."""
     out = []
-    for f in sorted(p for p in root.rglob("*") if p.suffix.lower() in FOLDER_EXTS and p.is_file()):
+    files = (p for p in root.rglob("*") if p.suffix.lower() in FOLDER_EXTS and not p.name.startswith("."))
+    for f in sorted(p for p in files if p.is_file()):  # ".name": a temporary file of an interrupted write
         rel = f.relative_to(root)
         voice = rel.parts[0] if len(rel.parts) > 1 else f.stem
         if not _keep(voice, include_voices, exclude_voices):

@@ -27,6 +27,7 @@ def speech_folder(tmp_path_factory, sample_wav):
     sf.write(str(root / "bob" / "c.wav"), np.stack([x[2 * n:3 * n], 0.5 * x[2 * n:3 * n]], 1), sr)
     sf.write(str(root / "carol.ogg"), x[3 * n:], sr)
     (root / "notes.txt").write_text("not audio")
+    (root / "bob" / ".d.wav.tmp99.wav").write_bytes(b"RIFF")  # left by an interrupted write
     return root
 
 
@@ -94,3 +95,41 @@ def test_a_codec_trains_on_a_folder_of_speech(tmp_path, speech_folder):
     assert train(cfg)["finished"]
     meta = json.loads((tmp_path / "run" / "final" / "TRAINING.json").read_text())
     assert meta["train_voices"] == ["alice", "bob"] and meta["holdout_voices"] == ["carol"]
+
+
+def test_data_speech_cuts_each_voices_words_from_conversations_into_a_folder_codec_training_reads(
+        tmp_path, dataset, capsys):
+    from fullduplex.cli import main
+    from fullduplex.data.format import CHANNEL, read_item, read_manifest
+    from fullduplex.data.speech import speech_stretches
+
+    out = tmp_path / "speech"
+    assert main(["data", "speech", str(dataset), "--out", str(out), "--format", "wav",
+                 "--exclude-voice", "voice-c"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary["voices"]) == {"voice-a", "voice-b"} and summary["items_read"] == 2
+
+    # voice-b speaks item 0's right channel only: its file is those stretches, 0.2 s of silence between
+    entry = read_manifest(dataset)[0]
+    item = read_item(dataset, entry["path"])
+    assert item.meta["voices"]["SPEAKER_OTHER"] == "voice-b"
+    words = [se for _, se, spk in item.alignments if spk == "SPEAKER_OTHER"]
+    stretches = speech_stretches(words, 0.4, 0.15, item.duration)
+    assert len(stretches) == len(words)  # words 0.8 s apart: one stretch each
+    gap = np.zeros(int(0.2 * 24000), np.float32)
+    parts = [item.audio[CHANNEL["SPEAKER_OTHER"], int(a * 24000):int(b * 24000)] for a, b in stretches]
+    expected = np.concatenate([z for p in parts for z in (p, gap)][:-1])
+    (f,) = sorted((out / "voice-b").iterdir())
+    got, sr = sf.read(str(f), dtype="float32")
+    assert sr == 24000 and got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-3  # 16-bit PCM
+    assert summary["voices"]["voice-b"]["minutes"] == pytest.approx(sum(b - a for a, b in stretches) / 60, abs=0.01)
+
+    crops = SpeechCrops(out, 2, 0.24, 0)
+    assert crops.voices == ["voice-a", "voice-b"]
+    assert main(["data", "speech", str(dataset), "--out", str(out)]) == 2
+    assert "already holds files" in capsys.readouterr().err
+    capped = main(["data", "speech", str(dataset), "--out", str(tmp_path / "capped"), "--minutes-per-voice", "0.02"])
+    assert capped == 0
+    short = json.loads(capsys.readouterr().out)["voices"]
+    assert all(0.02 <= v["minutes"] < summary["voices"]["voice-a"]["minutes"] for v in short.values())
