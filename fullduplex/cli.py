@@ -469,6 +469,9 @@ def _add_eval(sub) -> None:
     p.add_argument("--items", default=None, metavar="S1=12,S4=12",
                    help="only these scenarios of the named suite, with these counts (e.g. more barge-ins "
                         "to rank two models on yielding)")
+    p.add_argument("--repeats", type=int, default=1, metavar="K",
+                   help="run every item K times per system and pool the runs: a sampling model answers "
+                        "differently each time, and one run cannot rank two close models")
     p.add_argument("--json", action="store_true", help='print {"systems": {NAME: {"M1": value, ...}}}')
     p.set_defaults(func=_eval_systems)
     esub = p.add_subparsers(dest="eval_cmd")
@@ -492,7 +495,7 @@ def _eval_systems(a) -> int:
     if not a.system or not a.out:
         raise ValueError("fullduplex eval needs --system (one or more) and --out")
     res = evaluate(a.system, a.suite, a.out, seed=a.seed, progress=not a.json, sessions=a.sessions,
-                   items=a.items)
+                   items=a.items, repeats=a.repeats)
     if a.json:
         _print_json(json_summary(res))
     else:

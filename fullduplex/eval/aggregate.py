@@ -1,5 +1,9 @@
 """Pool per-item values into one number per metric, with a 95 % bootstrap CI (1,000 resamples of
-items) and the usual summary (n, mean, median, p90). The metric table names each id's pooling."""
+items) and the usual summary (n, mean, median, p90). The metric table names each id's pooling.
+
+With repeated runs (``eval --repeats``) an item has one value per run: the values of all runs are
+pooled, and the bootstrap resamples items with all their runs, so the CI covers both the items
+drawn and the sampling of the system."""
 
 from __future__ import annotations
 
@@ -69,17 +73,22 @@ def _pool(vals: list, how: str) -> float | None:
 
 
 def summarize(mdef: MetricDef, vals: list, seed: int = 0) -> dict:
-    """{value, ci: [lo, hi], n, ...} for one metric over the per-item values (None dropped)."""
-    vals = [v for v in vals if v is not None]
+    """{value, ci: [lo, hi], n, ...} for one metric over the per-item values (None dropped). An
+    element of ``vals`` that is a list holds one item's values from several runs (its group)."""
+    groups = [[x for x in (v if isinstance(v, list) else [v]) if x is not None] for v in vals]
+    groups = [g for g in groups if g]
+    vals = [x for g in groups for x in g]
     value = _pool(vals, mdef.pool)
     out = {"value": None if value is None else round(value, 4), "n": len(vals), "ci": None}
+    if len(groups) != len(vals):
+        out["items"] = len(groups)
     if value is None:
         return out
-    if len(vals) >= 2:
+    if len(groups) >= 2:
         rng = np.random.default_rng(seed)
         boots = []
         for _ in range(N_BOOT):
-            pick = [vals[i] for i in rng.integers(0, len(vals), len(vals))]
+            pick = [x for i in rng.integers(0, len(groups), len(groups)) for x in groups[i]]
             b = _pool(pick, mdef.pool)
             if b is not None:
                 boots.append(b)
@@ -92,18 +101,20 @@ def summarize(mdef: MetricDef, vals: list, seed: int = 0) -> dict:
     return out
 
 
-def aggregate(per_item: dict[str, dict], extra: dict | None = None) -> dict:
-    """per_item: {item_id: {metric: value}} -> {metric: summary}. ``extra``: system-level values
-    (M15, M16, M19, ...) given directly as {metric: value}."""
+def aggregate(per_item: dict[str, dict | list[dict]], extra: dict | None = None) -> dict:
+    """per_item: {item_id: {metric: value}}, or {item_id: [{metric: value} per run]} for repeated
+    runs -> {metric: summary}. ``extra``: system-level values (M15, M16, M19, ...) given directly
+    as {metric: value}."""
+    runs = {k: v if isinstance(v, list) else [v] for k, v in per_item.items()}
     res = {}
     for m in METRICS:
         if m.pool == "value":
             v = (extra or {}).get(m.id)
             res[m.id] = {"value": None if v is None else round(float(v), 4), "n": None, "ci": None}
             continue
-        res[m.id] = summarize(m, [d.get(m.id) for d in per_item.values()])
+        res[m.id] = summarize(m, [[d.get(m.id) for d in ds] for ds in runs.values()])
     labels: dict = {}
-    for d in per_item.values():
+    for d in (d for ds in runs.values() for d in ds):
         if "M13.label" in d:
             labels[d["M13.label"]] = labels.get(d["M13.label"], 0) + 1
     res["M13.labels"] = labels

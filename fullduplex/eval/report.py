@@ -28,7 +28,7 @@ def _cell(s: dict | None) -> str:
     if s.get("ci"):
         out += f" [{_fmt(s['ci'][0])}, {_fmt(s['ci'][1])}]"
     if s.get("n") is not None:
-        out += f" (n={s['n']})"
+        out += f" (n={s['n']} of {s['items']} items)" if s.get("items") else f" (n={s['n']})"
     return out
 
 
@@ -48,8 +48,12 @@ def metric_rows(results: dict) -> tuple[list[str], list[list[str]]]:
 
 def markdown(results: dict) -> str:
     head, rows = metric_rows(results)
-    lines = [f"# fullduplex eval — {Path(results['suite']).name} ({results['items']} items)", "",
-             "Values: pooled value [95 % bootstrap CI] (n items). Published columns are other benchmarks' "
+    runs = results.get("repeats", 1)
+    lines = [f"# fullduplex eval — {Path(results['suite']).name} ({results['items']} items"
+             + (f", {runs} runs of each)" if runs > 1 else ")"), "",
+             "Values: pooled value [95 % bootstrap CI] (n items" + (" x runs; the CI resamples items with "
+                                                                     "all their runs" if runs > 1 else "")
+             + "). Published columns are other benchmarks' "
              "numbers on their data (see the last column for what they measure); they are context, not "
              "like-for-like.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -3,6 +3,7 @@
     OUT/suites/<suite>-seed<k>/...             the items (built once, reused)
     OUT/runs/<system>/<item>/output.wav        time-aligned output (+ output_text.json, timing.json)
     OUT/runs/<system>/<item>/record.json       episodes, words, metric values and the rules that fired
+    OUT/runs/<system>~<k>/<item>/...           run k of the same items (--repeats; run 1 has no suffix)
     OUT/results.json, OUT/report.md, OUT/report.html
 """
 
@@ -64,24 +65,30 @@ def focus_windows(meta: dict, duration: float) -> list:
     return []
 
 
-def run_system(name: str, items: list[EvalItem], out: Path, progress: bool = True, sessions: int = 1
-               ) -> dict[str, Path]:
+def run_system(name: str, items: list[EvalItem], out: Path, progress: bool = True, sessions: int = 1,
+               seed: int | None = None) -> dict[str, Path]:
     """Outputs of one system for every item (an item whose output was made from the same input is
     skipped, so an interrupted run resumes; another suite or seed in the same folder is rerun).
 
     ``sessions`` > 1 runs that many items at once as sessions of one batched model (model systems
-    only; the others run one item at a time): the same outputs up to sampling, faster on many cores."""
+    only; the others run one item at a time): the same outputs up to sampling, faster on many cores.
+    ``seed`` seeds torch's random generator once the system is built: a model that samples from it
+    (no ``seed`` of its own in its sampling settings) then gives each seed its own run."""
     from tqdm import tqdm
 
     todo = [it for it in items if not is_done(it.input, out / it.id)]
     if todo:
         batched = resolve_batched(name, min(sessions, len(todo)))
+        system = resolve_system(name) if batched is None else None
+        if seed is not None:
+            import torch
+
+            torch.manual_seed(seed)
         with tqdm(total=len(todo), desc=f"run {name}", disable=not progress, unit="item") as bar:
             if batched is not None:
                 for _ in run_files(batched, [it.input for it in todo], [out / it.id for it in todo]):
                     bar.update()
             else:
-                system = resolve_system(name)
                 for it in todo:
                     run_file(system, it.input, out / it.id)
                     bar.update()
@@ -190,17 +197,38 @@ def intelligibility(items, analyses, max_items: int = 4) -> float | None:
     return float(wer_sys / max(wer_ref, 0.02))
 
 
+def run_dir(out: Path, name: str, run: int) -> Path:
+    """Where run ``run`` (0-based) of system ``name`` writes its items' outputs."""
+    return out / "runs" / (_safe(name) if run == 0 else f"{_safe(name)}~{run + 1}")
+
+
+def _mean_extra(extras: list[dict]) -> dict:
+    """System-level values of several runs: numbers averaged over the runs that have them, the rest
+    from the first run (M15.stats, invalid_items)."""
+    out = dict(extras[0])
+    for k in ("M15", "M16", "M19", "M19.p99"):
+        vals = [e[k] for e in extras if e.get(k) is not None]
+        if vals:
+            out[k] = float(np.mean(vals))
+    out["invalid_items"] = sorted({i for e in extras for i in e.get("invalid_items", [])})
+    return out
+
+
 def evaluate(systems: list[str], suite: str, out: str | Path, seed: int = 0, progress: bool = True,
-             sessions: int = 1, items: str | None = None) -> dict:
+             sessions: int = 1, items: str | None = None, repeats: int = 1) -> dict:
     """Run, analyse and score every system on the suite; write results.json and the reports.
     ``sessions``: items run at once by a model system (see ``run_system``); M19 is then not measured.
-    ``items``: only these scenarios of a named suite, with these counts ("S1=12,S4=12")."""
+    ``items``: only these scenarios of a named suite, with these counts ("S1=12,S4=12").
+    ``repeats``: run every item this many times per system (a sampling system answers differently
+    each time); metrics pool the runs and their CIs resample items with all their runs."""
     from . import report
 
     if not systems:
         raise ValueError("give at least one --system")
     if sessions < 1:
         raise ValueError(f"--sessions must be at least 1, got {sessions}")
+    if repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, got {repeats}")
     out = Path(out)
     root = prepare(suite, out / "suites", seed, items)
     items = load_items(root)
@@ -208,20 +236,30 @@ def evaluate(systems: list[str], suite: str, out: str | Path, seed: int = 0, pro
     for it in items:
         x = _read16(it.input)
         inputs[it.id] = (x, user_ipus(it, x))
-    results = {"suite": str(root), "items": len(items), "systems": {}, "timing_s": {}, "extra": {}}
+    results = {"suite": str(root), "items": len(items), "repeats": repeats, "systems": {}, "timing_s": {},
+               "extra": {}}
     runs = {}
     for name in systems:
-        t0 = time.perf_counter()
-        dirs = run_system(name, items, out / "runs" / _safe(name), progress, sessions)
-        t1 = time.perf_counter()
-        analyses = analyse_system(items, dirs, inputs, progress)
-        per_item, extra = score_system(items, dirs, analyses, inputs)
-        agg = aggregate.aggregate(per_item, extra)
-        t2 = time.perf_counter()
-        results["systems"][name] = agg
+        t_run = t_score = 0.0
+        scored = []
+        for k in range(repeats):
+            t0 = time.perf_counter()
+            dirs = run_system(name, items, run_dir(out, name, k), progress, sessions, seed=k if k else None)
+            t1 = time.perf_counter()
+            analyses = analyse_system(items, dirs, inputs, progress)
+            per_item, extra = score_system(items, dirs, analyses, inputs)
+            t_run, t_score = t_run + t1 - t0, t_score + time.perf_counter() - t1
+            scored.append((dirs, analyses, per_item, extra))
+        if repeats == 1:
+            pooled, extra = scored[0][2], scored[0][3]
+        else:
+            ids = {i for _, _, per_item, _ in scored for i in per_item}
+            pooled = {i: [per_item[i] for _, _, per_item, _ in scored if i in per_item] for i in sorted(ids)}
+            extra = _mean_extra([e for *_, e in scored])
+        results["systems"][name] = aggregate.aggregate(pooled, extra)
         results["extra"][name] = {k: v for k, v in extra.items() if k not in ("M15", "M16", "M19")}
-        results["timing_s"][name] = {"run": round(t1 - t0, 1), "analyse_score": round(t2 - t1, 1)}
-        runs[name] = (dirs, analyses, per_item)
+        results["timing_s"][name] = {"run": round(t_run, 1), "analyse_score": round(t_score, 1)}
+        runs[name] = scored[0][:3]  # the reports' timelines show the first run
     write_json(out / "results.json", results)
     report.write_reports(results, items, runs, inputs, out)
     return results

@@ -100,3 +100,29 @@ def test_an_output_is_reused_only_for_the_input_it_was_made_from(tmp_path):
     assert not np.array_equal(read(dirs["a"] / "output.wav")[0], before["a"])  # made from the new input
     assert (dirs["b"] / "output.wav").stat().st_mtime_ns != stamps["b"]
     assert (dirs["c"] / "output.wav").stat().st_mtime_ns == stamps["c"]
+
+
+def test_repeats_run_every_item_again_and_pool_the_runs(tmp_path):
+    """--repeats 2: a second folder of outputs per system, every per-item metric counted once per
+    run, and the report says so."""
+    import numpy as np
+
+    from fullduplex.audio import read, write
+    from fullduplex.eval.run import evaluate
+
+    rng = np.random.default_rng(2)
+    for name in ("a", "b", "c"):
+        d = tmp_path / "suite" / name
+        write(d / "input.wav", rng.uniform(-0.3, 0.3, 16000).astype(np.float32), 16000)
+        (d / "turn_taking.json").write_text(json.dumps([{"timestamp": [0.2, 0.5]}]))
+    res = evaluate(["random-tiny"], str(tmp_path / "suite"), tmp_path / "out", progress=False, repeats=2)
+    first, second = tmp_path / "out" / "runs" / "random-tiny", tmp_path / "out" / "runs" / "random-tiny~2"
+    for k in ("a", "b", "c"):
+        assert (first / k / "record.json").exists() and (second / k / "record.json").exists()
+    assert any(not np.array_equal(read(first / k / "output.wav")[0], read(second / k / "output.wav")[0])
+               for k in ("a", "b", "c"))  # the system samples: the runs differ
+    m18 = res["systems"]["random-tiny"]["M18"]
+    assert res["repeats"] == 2 and m18["n"] == 6 and m18["items"] == 3
+    assert "2 runs of each" in (tmp_path / "out" / "report.md").read_text()
+    with pytest.raises(ValueError, match="--repeats"):
+        evaluate(["random-tiny"], str(tmp_path / "suite"), tmp_path / "out", progress=False, repeats=0)

@@ -137,3 +137,22 @@ def test_answer_in_text_stream_and_in_speech(speech):
     wrong = dict(meta, answer="Berlin")
     vals, _ = metrics.item_metrics(wrong, analyze(out, user, right, focus=focus), [])
     assert vals["M20"] == 0 and vals["M20.spoken"] == 0
+
+
+def test_repeated_runs_pool_their_values_and_resample_items_with_all_their_runs():
+    from fullduplex.eval.aggregate import BY_ID, aggregate, summarize
+
+    m1 = BY_ID["M1"]
+    single = summarize(m1, [0, 1, 1, 0, None])
+    assert single["value"] == 0.5 and single["n"] == 4 and "items" not in single
+    # every item answered once in two runs: the rate is certain, whichever items are drawn
+    disagree = summarize(m1, [[0, 1], [1, 0], [0, 1], [1, 0]])
+    assert disagree["value"] == 0.5 and disagree["n"] == 8 and disagree["items"] == 4
+    assert disagree["ci"] == [0.5, 0.5]
+    # runs that agree: the items decide, and the CI is as wide as for the items alone
+    agree = summarize(m1, [[0, 0], [1, 1], [0, 0], [1, 1]])
+    alone = summarize(m1, [0, 1, 0, 1])
+    assert agree["ci"] == alone["ci"] and agree["ci"][1] - agree["ci"][0] >= 0.5
+    runs = aggregate({"x": [{"M1": 1, "M13.label": "respond"}, {"M1": 0}], "y": [{"M1": 1}, {"M1": None}]})
+    assert runs["M1"]["value"] == pytest.approx(2 / 3, abs=1e-4) and runs["M1"]["items"] == 2
+    assert runs["M13.labels"] == {"respond": 1}
