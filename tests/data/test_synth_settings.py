@@ -56,3 +56,22 @@ def test_a_folder_is_only_resumed_with_the_config_it_was_made_with(tmp_path):
     assert (out / "manifest.jsonl").read_text() == manifest  # nothing was added or lost
     again = run_synth(str(out), hours=12 / 3600, seed=2, cfg=SynthConfig(min_item_s=6, max_item_s=6), progress=False)
     assert again["items"] == first["items"] + 1
+
+
+def test_voices_can_be_chosen_and_a_neural_voice_speaks_the_user(tmp_path, capsys):
+    from fullduplex.engines import tts
+
+    if not tts.is_installed(tts.VOICES["piper-joe"]):
+        pytest.skip("piper-joe not installed")
+    cfg = SynthConfig.with_settings(assistant_voice="flite-rms", user_voices=["piper-joe"])
+    cfg.min_item_s = cfg.max_item_s = 12
+    item = render_item(0, cfg)
+    assert item.meta["voices"] == {"SPEAKER_MAIN": "flite-rms", "SPEAKER_OTHER": "piper-joe"}
+    user_words = [w for w in item.alignments if w[2] == "SPEAKER_OTHER"]
+    assert user_words and all(0 <= s < e <= item.duration for _, (s, e), _ in user_words)
+    with pytest.raises(ValueError, match="unknown voice 'nobody'"):
+        SynthConfig.with_settings(user_voices=["nobody"])
+    with pytest.raises(ValueError, match="other than the assistant's"):
+        SynthConfig.with_settings(assistant_voice="flite-rms", user_voices=["flite-rms"])
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--hours", "0.01", "--user-voice", "nobody"]) == 2
+    assert "known voices" in capsys.readouterr().err

@@ -11,7 +11,7 @@ def test_at_least_ten_voices_installed():
     assert len(tts.available_voices()) >= 10
 
 
-@pytest.mark.parametrize("name", ["flite-slt", "festival-ked", "mbrola-us2", "pico-en-gb"])
+@pytest.mark.parametrize("name", ["flite-slt", "festival-ked", "mbrola-us2", "pico-en-gb", "piper-joe"])
 def test_voice_words_and_rate(name):
     if not tts.is_installed(tts.VOICES[name]):
         pytest.skip(f"{name} not installed")
@@ -41,3 +41,13 @@ def test_vad_and_asr_on_synthetic_speech():
     assert len(segs) >= 1 and abs(segs[0][0] - 1.0) < 0.15 and abs(segs[-1][1] - (1 + len(x) / sr)) < 0.2
     words = [w.word.strip(".,").lower() for w in asr.transcribe(y, sr)]
     assert sum(w in words for w in ("fox", "river", "little")) >= 2
+
+
+def test_the_neural_voice_says_the_same_every_time():
+    if not tts.is_installed(tts.VOICES["piper-joe"]):
+        pytest.skip("piper-joe not installed")
+    a, sr, wa = tts.synthesize(TEXT, "piper-joe")
+    b, _, wb = tts.synthesize(TEXT, "piper-joe")
+    assert np.array_equal(a, b) and wa == wb
+    heard = " ".join(w.word for w in asr.transcribe(a, sr)).lower()
+    assert "little fox" in heard and "river" in heard
