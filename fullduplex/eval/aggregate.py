@@ -72,10 +72,10 @@ def _pool(vals: list, how: str) -> float | None:
     return float(np.median(x)) if how == "median" else float(np.mean(x))
 
 
-def summarize(mdef: MetricDef, vals: list, seed: int = 0) -> dict:
-    """{value, ci: [lo, hi], n, ...} for one metric over the per-item values (None dropped). An
-    element of ``vals`` that is a list holds one item's values from several runs (its group)."""
-    groups = [[x for x in (v if isinstance(v, list) else [v]) if x is not None] for v in vals]
+def summarize(mdef: MetricDef, groups: list[list], seed: int = 0) -> dict:
+    """{value, ci: [lo, hi], n, ...} for one metric; ``groups`` holds each item's values, one per run
+    (None dropped; a ratio metric's value is its [numerator, denominator])."""
+    groups = [[x for x in g if x is not None] for g in groups]
     groups = [g for g in groups if g]
     vals = [x for g in groups for x in g]
     value = _pool(vals, mdef.pool)

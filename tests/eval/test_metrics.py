@@ -143,7 +143,7 @@ def test_repeated_runs_pool_their_values_and_resample_items_with_all_their_runs(
     from fullduplex.eval.aggregate import BY_ID, aggregate, summarize
 
     m1 = BY_ID["M1"]
-    single = summarize(m1, [0, 1, 1, 0, None])
+    single = summarize(m1, [[0], [1], [1], [0], [None]])
     assert single["value"] == 0.5 and single["n"] == 4 and "items" not in single
     # every item answered once in two runs: the rate is certain, whichever items are drawn
     disagree = summarize(m1, [[0, 1], [1, 0], [0, 1], [1, 0]])
@@ -151,8 +151,13 @@ def test_repeated_runs_pool_their_values_and_resample_items_with_all_their_runs(
     assert disagree["ci"] == [0.5, 0.5]
     # runs that agree: the items decide, and the CI is as wide as for the items alone
     agree = summarize(m1, [[0, 0], [1, 1], [0, 0], [1, 1]])
-    alone = summarize(m1, [0, 1, 0, 1])
+    alone = summarize(m1, [[0], [1], [0], [1]])
     assert agree["ci"] == alone["ci"] and agree["ci"][1] - agree["ci"][0] >= 0.5
     runs = aggregate({"x": [{"M1": 1, "M13.label": "respond"}, {"M1": 0}], "y": [{"M1": 1}, {"M1": None}]})
     assert runs["M1"]["value"] == pytest.approx(2 / 3, abs=1e-4) and runs["M1"]["items"] == 2
     assert runs["M13.labels"] == {"respond": 1}
+    # a ratio metric's value is [numerator, denominator], with one run or several
+    one = aggregate({"x": {"M5": [3, 1.0]}, "y": {"M5": [1, 0.5]}})["M5"]
+    assert one["value"] == pytest.approx(4 / 1.5, abs=1e-4) and one["n"] == 2 and "items" not in one
+    two = aggregate({"x": [{"M5": [3, 1.0]}, {"M5": [0, 1.0]}], "y": [{"M5": [1, 0.5]}, {"M5": None}]})["M5"]
+    assert two["value"] == pytest.approx(4 / 2.5, abs=1e-4) and two["n"] == 3 and two["items"] == 2
