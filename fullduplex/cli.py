@@ -383,13 +383,17 @@ def _system_args(q) -> None:
     q.add_argument("--temp-text", type=float, default=None, help="text sampling temperature (default 0.7)")
     q.add_argument("--top-k", type=int, default=None, help="audio top-k (default 250)")
     q.add_argument("--top-k-text", type=int, default=None, help="text top-k (default 25)")
+    q.add_argument("--padding-bonus", type=float, default=None,
+                   help="added to the text PAD logit (default 0): below 0 the model takes turns sooner and "
+                        "holds them longer, above 0 it waits more (measured in the model card)")
     q.add_argument("--seed", type=int, default=None, help="sampling seed")
     q.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: on a shared machine more threads spin against each other)")
 
 
 def _sampling(a) -> dict:
-    return {"temp": a.temp, "temp_text": a.temp_text, "top_k": a.top_k, "top_k_text": a.top_k_text, "seed": a.seed}
+    return {"temp": a.temp, "temp_text": a.temp_text, "top_k": a.top_k, "top_k_text": a.top_k_text,
+            "padding_bonus": a.padding_bonus, "seed": a.seed}
 
 
 def _add_converse(sub) -> None:

@@ -147,6 +147,9 @@ def sample_token(logits: torch.Tensor, use_sampling: bool, temp: float, top_k: i
     return (choice if idx is None else idx.gather(-1, choice))[:, 0]
 
 
+MAX_PADDING_BONUS = 10.0
+
+
 def _check_temp(name: str, value) -> float:
     try:
         v = float(value) if not isinstance(value, (bool, str, bytes)) else None
@@ -173,13 +176,27 @@ def _check_flag(name: str, value) -> bool:
     return bool(value)
 
 
-def check_row_sampling(temp=None, temp_text=None, top_k=None, top_k_text=None, use_sampling=None) -> dict:
+def _check_bonus(name: str, value) -> float:
+    try:
+        v = float(value) if not isinstance(value, (bool, str, bytes)) else None
+    except (TypeError, ValueError):
+        v = None
+    if v is None or not math.isfinite(v) or abs(v) > MAX_PADDING_BONUS:
+        raise ValueError(f"{name} must be a number in [-{MAX_PADDING_BONUS:g}, {MAX_PADDING_BONUS:g}] "
+                         f"(added to the text PAD logit; 0 = off), got {value!r}")
+    return v
+
+
+def check_row_sampling(temp=None, temp_text=None, top_k=None, top_k_text=None, use_sampling=None,
+                       padding_bonus=None) -> dict:
     """The given (not None) sampling settings, checked and converted: temperatures to finite floats
-    >= 0, top-k to ints >= 0, use_sampling to bool. ValueError names the first bad one."""
+    >= 0, top-k to ints >= 0, use_sampling to bool, padding_bonus to a float in [-10, 10].
+    ValueError names the first bad one."""
     out = {}
     for name, value, check in (("temp", temp, _check_temp), ("temp_text", temp_text, _check_temp),
                                ("top_k", top_k, _check_top_k), ("top_k_text", top_k_text, _check_top_k),
-                               ("use_sampling", use_sampling, _check_flag)):
+                               ("use_sampling", use_sampling, _check_flag),
+                               ("padding_bonus", padding_bonus, _check_bonus)):
         if value is not None:
             out[name] = check(name, value)
     return out
@@ -283,7 +300,7 @@ class LMGen:
     def __init__(self, model: LMModel, use_sampling: bool = True, temp: float = 0.8, temp_text: float = 0.7,
                  top_k: int = 250, top_k_text: int = 25, seed: int | None = None,
                  generator: torch.Generator | None = None, check_inputs: bool = True,
-                 max_steps: int | None = None):
+                 max_steps: int | None = None, padding_bonus: float = 0.0):
         if model.training:
             raise ValueError("LMGen needs the model in eval mode (call model.eval())")
         self.model = model
@@ -292,7 +309,11 @@ class LMGen:
         self.use_sampling = _check_flag("use_sampling", use_sampling)
         self.temp, self.temp_text = _check_temp("temp", temp), _check_temp("temp_text", temp_text)
         self.top_k, self.top_k_text = _check_top_k("top_k", top_k), _check_top_k("top_k_text", top_k_text)
+        # added to the text PAD logit before sampling (Kyutai's TTS calls it padding_bonus): below 0 the
+        # model puts words in its text stream more readily, so it takes turns sooner and holds them longer
+        self.padding_bonus = _check_bonus("padding_bonus", padding_bonus)
         self._row_settings: list[dict] = []
+        self._pad_bonus: torch.Tensor | None = None
         self._text_plan: _RowPlan | None = None
         self._audio_plan: _RowPlan | None = None
         if seed is not None and generator is None:
@@ -354,7 +375,7 @@ class LMGen:
         self._state = _GenState(batch_size, cache, torch.zeros(batch_size, dtype=torch.long, device=dev),
                                 [0] * batch_size, t_keys, t_values, slot_pos, 0, keys, values)
         defaults = dict(use_sampling=self.use_sampling, temp=self.temp, temp_text=self.temp_text,
-                        top_k=self.top_k, top_k_text=self.top_k_text)
+                        top_k=self.top_k, top_k_text=self.top_k_text, padding_bonus=self.padding_bonus)
         self._row_settings = [dict(defaults) for _ in range(batch_size)]
         self._plan_sampling()
 
@@ -400,24 +421,26 @@ class LMGen:
     # ------------------------------------------------------------------ per-row sampling
     def set_row_sampling(self, row: int, temp: float | None = None, temp_text: float | None = None,
                          top_k: int | None = None, top_k_text: int | None = None,
-                         use_sampling: bool | None = None) -> None:
+                         use_sampling: bool | None = None, padding_bonus: float | None = None) -> None:
         """Change the sampling settings of session ``row`` (None: leave that one as is).
 
         Temperatures are finite numbers >= 0, top-k integers >= 0 (0 = the whole vocabulary); a
-        temperature of 0 or use_sampling False makes that stream greedy for this row. Invalid values
+        temperature of 0 or use_sampling False makes that stream greedy for this row; padding_bonus is
+        added to this row's text PAD logit (below 0: words come more readily). Invalid values
         raise ValueError and change nothing. The settings last until the next start() or call.
         """
         st = self._require_state()
         if isinstance(row, bool) or not hasattr(row, "__index__") or not 0 <= int(row) < st.batch_size:
             raise ValueError(f"row must be an integer in [0, {st.batch_size}), got {row!r}")
-        new = check_row_sampling(temp, temp_text, top_k, top_k_text, use_sampling)
+        new = check_row_sampling(temp, temp_text, top_k, top_k_text, use_sampling, padding_bonus)
         settings = self._row_settings[int(row)]
         if any(settings[k] != v for k, v in new.items()):
             settings.update(new)
             self._plan_sampling()
 
     def row_sampling(self, row: int) -> dict:
-        """The settings session ``row`` samples with: temp, temp_text, top_k, top_k_text, use_sampling."""
+        """The settings session ``row`` samples with: temp, temp_text, top_k, top_k_text, use_sampling,
+        padding_bonus."""
         self._require_state()
         return dict(self._row_settings[row])
 
@@ -425,6 +448,8 @@ class LMGen:
         dev, rows = self.model.device, self._row_settings
         self._text_plan = _RowPlan([(r["use_sampling"], r["temp_text"], r["top_k_text"]) for r in rows], dev)
         self._audio_plan = _RowPlan([(r["use_sampling"], r["temp"], r["top_k"]) for r in rows], dev)
+        bonus = [r["padding_bonus"] for r in rows]
+        self._pad_bonus = None if not any(bonus) else torch.tensor(bonus, device=dev)[:, None]  # [B, 1]
 
     def _require_state(self) -> _GenState:
         if self._state is None:
@@ -458,7 +483,12 @@ class LMGen:
         h = self._temporal(tokens)  # [B, 1, dim]
         text = None
         if self._text_linear is not None:
-            text = sample_rows(self._text_linear(h)[:, 0], self._text_plan, self.generator)
+            logits = self._text_linear(h)[:, 0]  # [B, text_card]
+            if self._pad_bonus is not None:
+                pad = c.existing_text_padding_id
+                logits = torch.cat([logits[:, :pad], logits[:, pad:pad + 1] + self._pad_bonus.to(logits.dtype),
+                                    logits[:, pad + 1:]], dim=1)
+            text = sample_rows(logits, self._text_plan, self.generator)
         audio = self._depformer_frame(text, h)  # [B, dep_q]
 
         st.offsets += 1

@@ -4,6 +4,8 @@
     text_topk         -> top_k_text    an integer in [0, text vocabulary]; 0 = no limit
     audio_temperature -> temp          a number in [0, 10]; 0 = greedy
     audio_topk        -> top_k         an integer in [0, audio codebook size]; 0 = no limit
+    padding_bonus     -> padding_bonus a number in [-10, 10] added to the text PAD logit; 0 = off
+                                       (Kyutai's name for it in its TTS; not sent by Moshi's client)
 
 An empty value counts as not given (the server's setting applies). Other parameters Moshi's clients
 send (seeds, ``pad_mult``, repetition penalties) have no per-session meaning here and are ignored.
@@ -14,8 +16,10 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
+from ..lm.generate import MAX_PADDING_BONUS
+
 QUERY = {"text_temperature": "temp_text", "text_topk": "top_k_text",
-         "audio_temperature": "temp", "audio_topk": "top_k"}
+         "audio_temperature": "temp", "audio_topk": "top_k", "padding_bonus": "padding_bonus"}
 MAX_TEMPERATURE = 10.0
 IGNORED = ("text_seed", "audio_seed", "seed", "pad_mult", "repetition_penalty", "repetition_penalty_context")
 
@@ -49,6 +53,12 @@ def parse_query(query: Mapping[str, str], limits: Mapping[str, int]) -> dict:
             accepted = f"a temperature in [0, {MAX_TEMPERATURE:g}] (0 = greedy)"
             v = _number(name, raw, accepted)
             if not 0 <= v <= MAX_TEMPERATURE:
+                raise BadParameter(f"{name}={ascii(raw[:40])} is out of range: give {accepted}")
+            out[key] = v
+        elif key == "padding_bonus":
+            accepted = f"a number in [-{MAX_PADDING_BONUS:g}, {MAX_PADDING_BONUS:g}] (0 = off)"
+            v = _number(name, raw, accepted)
+            if abs(v) > MAX_PADDING_BONUS:
                 raise BadParameter(f"{name}={ascii(raw[:40])} is out of range: give {accepted}")
             out[key] = v
         else:

@@ -35,9 +35,10 @@ from .base import Frame
 from .build import ModelParts
 from .detok import Detokenizer
 
-SAMPLING_KEYS = ("temp", "temp_text", "top_k", "top_k_text", "use_sampling", "seed")
-DEFAULT_SAMPLING = dict(temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, use_sampling=True, seed=None)
-ROW_KEYS = ("temp", "temp_text", "top_k", "top_k_text", "use_sampling")  # what one row may set
+SAMPLING_KEYS = ("temp", "temp_text", "top_k", "top_k_text", "use_sampling", "padding_bonus", "seed")
+DEFAULT_SAMPLING = dict(temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, use_sampling=True, padding_bonus=0.0,
+                        seed=None)
+ROW_KEYS = ("temp", "temp_text", "top_k", "top_k_text", "use_sampling", "padding_bonus")  # what one row may set
 
 
 def sampling_settings(overrides: dict | None = None, base: dict | None = None) -> dict:
@@ -79,7 +80,7 @@ class BatchedModelSystem:
         s = self.sampling
         self.gen = LMGen(self.lm, use_sampling=bool(s["use_sampling"]), temp=float(s["temp"]),
                          temp_text=float(s["temp_text"]), top_k=int(s["top_k"]), top_k_text=int(s["top_k_text"]),
-                         seed=s["seed"], check_inputs=False)
+                         seed=s["seed"], check_inputs=False, padding_bonus=float(s["padding_bonus"]))
         self.codec.streaming_forever(batch_size)
         self.gen.start(batch_size)
         self._defaults = self.gen.row_sampling(0)  # the settings every row starts (and restarts) with

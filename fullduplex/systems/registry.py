@@ -9,6 +9,10 @@
     ./PATH or a/PATH          a model-system checkpoint folder (codec/ + lm/), as ``--checkpoint``
 
 ``--checkpoint DIR`` (a model-system checkpoint folder) overrides the model of ``default``.
+
+A model system's name may end in sampling settings, as a URL query: ``default?padding_bonus=-1``,
+``runs/model?temp_text=0.8&top_k_text=50`` (keys: ``fullduplex.systems.model.SAMPLING_KEYS``). They
+apply over the ``sampling`` argument, so one evaluation can compare settings of one model side by side.
 """
 
 from __future__ import annotations
@@ -42,6 +46,40 @@ class EchoSystem:
         return [Frame(row.copy()) for row in user]
 
 
+_INT_KEYS = ("top_k", "top_k_text", "seed")
+
+
+def split_settings(name: str) -> tuple[str, dict]:
+    """``"default?padding_bonus=-1&top_k=50"`` -> ("default", {"padding_bonus": -1.0, "top_k": 50}).
+
+    Names without ``?``, and ws:// URLs (whose query is the remote server's), come back unchanged.
+    A key that is not a sampling setting, or a value of the wrong kind, is a ValueError that says so.
+    """
+    if "?" not in name or name.startswith(("ws://", "wss://")):
+        return name, {}
+    from .model import SAMPLING_KEYS
+
+    base, query = name.split("?", 1)
+    if base.startswith(("cascade", "echo")):
+        raise ValueError(f"{name!r}: sampling settings after '?' apply to model systems, not {base!r}")
+    out: dict = {}
+    for part in filter(None, query.split("&")):
+        key, sep, raw = part.partition("=")
+        if not sep or key not in SAMPLING_KEYS:
+            raise ValueError(f"{name!r}: {part!r} is not KEY=VALUE with KEY one of {list(SAMPLING_KEYS)}")
+        try:
+            if key == "use_sampling":
+                if raw.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                out[key] = raw.lower() in ("true", "1")
+            else:
+                out[key] = int(raw) if key in _INT_KEYS else float(raw)
+        except ValueError:
+            kind = "true or false" if key == "use_sampling" else "an integer" if key in _INT_KEYS else "a number"
+            raise ValueError(f"{name!r}: {key}={raw!r} is not {kind}") from None
+    return base, out
+
+
 def _parts(name: str, checkpoint: str | None, seed: int = 0):
     from .build import default_parts, load_parts, random_parts
 
@@ -71,6 +109,7 @@ def make_system(name: str = "default", checkpoint: str | None = None, sampling: 
                 int8: bool = False, seed: int = 0, threads: int | None = None):
     """A single-conversation ``DuplexSystem``."""
     _threads(threads)
+    name, settings = split_settings(name)
     if name.startswith(("ws://", "wss://")):
         from .remote import RemoteSystem
 
@@ -83,13 +122,14 @@ def make_system(name: str = "default", checkpoint: str | None = None, sampling: 
         return cascade_from_name(name, realtime=False)  # offline runs simulate the processing time
     from .model import ModelSystem
 
-    return ModelSystem(_parts(name, checkpoint, seed), sampling=sampling, int8=int8)
+    return ModelSystem(_parts(name, checkpoint, seed), sampling={**(sampling or {}), **settings}, int8=int8)
 
 
 def make_batched_system(name: str, batch_size: int, checkpoint: str | None = None, sampling: dict | None = None,
                         int8: bool = False, seed: int = 0, threads: int | None = None):
     """A ``BatchedDuplexSystem`` of batch_size sessions (what the server steps every 80 ms)."""
     _threads(threads)
+    name, settings = split_settings(name)
     if name == "echo":
         return EchoSystem(batch_size)
     if name.startswith("cascade"):
@@ -100,4 +140,5 @@ def make_batched_system(name: str, batch_size: int, checkpoint: str | None = Non
         raise ValueError("a remote system cannot be served again; serve a local model")
     from .model import BatchedModelSystem
 
-    return BatchedModelSystem(_parts(name, checkpoint, seed), batch_size, sampling=sampling, int8=int8)
+    return BatchedModelSystem(_parts(name, checkpoint, seed), batch_size, sampling={**(sampling or {}), **settings},
+                              int8=int8)

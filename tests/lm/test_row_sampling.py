@@ -121,7 +121,10 @@ def test_bad_settings_are_errors_and_change_nothing(ours):
                               (dict(temp=True), "temp must be"), (dict(top_k=-1), "top_k must be"),
                               (dict(top_k=2.5), "top_k must be"), (dict(top_k_text="3"), "top_k_text must be"),
                               (dict(top_k=True), "top_k must be"), (dict(use_sampling="yes"), "use_sampling"),
-                              (dict(temp=0.5, top_k=-3), "top_k must be")]:
+                              (dict(temp=0.5, top_k=-3), "top_k must be"),
+                              (dict(padding_bonus=math.nan), "padding_bonus must be"),
+                              (dict(padding_bonus=-10.5), "padding_bonus must be"),
+                              (dict(padding_bonus="1"), "padding_bonus must be")]:
             with pytest.raises(ValueError, match=match):
                 gen.set_row_sampling(1, **kwargs)
             assert gen.row_sampling(1) == before
@@ -132,17 +135,37 @@ def test_bad_settings_are_errors_and_change_nothing(ours):
         LMGen(ours, temp=-1.0)
     with pytest.raises(ValueError, match="top_k_text must be"):
         LMGen(ours, top_k_text=-2)
+    with pytest.raises(ValueError, match="padding_bonus must be"):
+        LMGen(ours, padding_bonus=math.inf)
+
+
+def test_padding_bonus_moves_one_rows_text_between_words_and_pad(ours):
+    """A bonus on the PAD logit, per row: +10 leaves a row's text all PAD, -10 never PAD, and the other
+    rows of the batch keep what the generator-wide bonus gives them."""
+    pad = ours.cfg.existing_text_padding_id
+    steps = 24
+    user = _users((51, 52, 53), steps)
+    plain = _run(LMGen(ours, use_sampling=False), user)
+    assert not any(int(plain[t][r, 0]) == pad for t in range(1, steps) for r in range(3))  # this model: words
+    base = _run(LMGen(ours, use_sampling=False, padding_bonus=3.0), user)
+    texts = [int(base[t][r, 0]) for t in range(1, steps) for r in range(3)]
+    assert 0.25 < texts.count(pad) / len(texts) < 0.75  # a bonus of 3 tips some frames to PAD
+    biased = _run(LMGen(ours, use_sampling=False, padding_bonus=3.0), user,
+                  rows={0: dict(padding_bonus=10.0), 2: dict(padding_bonus=-10.0)})
+    assert all(int(biased[t][0, 0]) == pad for t in range(1, steps))
+    assert all(int(biased[t][2, 0]) != pad for t in range(1, steps))
+    assert all(torch.equal(biased[t][1], base[t][1]) for t in range(1, steps))
 
 
 def test_settings_survive_reset_and_start_restores_the_defaults(ours):
     gen = LMGen(ours, temp=0.8, temp_text=0.7, top_k=250, top_k_text=25)
-    defaults = dict(use_sampling=True, temp=0.8, temp_text=0.7, top_k=250, top_k_text=25)
+    defaults = dict(use_sampling=True, temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, padding_bonus=0.0)
     user = _users((41, 42), 3)
     gen.start(2)
     assert gen.row_sampling(0) == gen.row_sampling(1) == defaults
-    gen.set_row_sampling(1, temp=0.0, top_k_text=4)
+    gen.set_row_sampling(1, temp=0.0, top_k_text=4, padding_bonus=-1.0)
     gen.set_row_sampling(1, temp_text=None)  # None leaves it as is
-    changed = dict(defaults, temp=0.0, top_k_text=4)
+    changed = dict(defaults, temp=0.0, top_k_text=4, padding_bonus=-1.0)
     gen.step(user[:, :, :1])
     gen.reset(torch.tensor([False, True]))
     assert gen.row_sampling(1) == changed and gen.row_sampling(0) == defaults

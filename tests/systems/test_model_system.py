@@ -5,7 +5,7 @@ import torch
 from fullduplex.systems import BatchedDuplexSystem, DuplexSystem
 from fullduplex.systems.build import default_model_path, load_parts, random_parts, save_parts
 from fullduplex.systems.model import BatchedModelSystem, ModelSystem, sampling_settings
-from fullduplex.systems.registry import EchoSystem, make_system
+from fullduplex.systems.registry import EchoSystem, make_batched_system, make_system, split_settings
 
 F = 1920
 
@@ -92,6 +92,23 @@ def test_checkpoint_folder_roundtrip(tiny_parts, tmp_path):
     with pytest.raises(FileNotFoundError, match="codec/ and lm/"):
         load_parts(tmp_path)
     assert isinstance(make_system(str(tmp_path / "sys")), ModelSystem)  # a folder works as --system too
+
+
+def test_sampling_settings_in_a_system_name(tiny_parts, tmp_path):
+    """`--system FOLDER?key=value&...` runs that model with those settings over the caller's."""
+    save_parts(tiny_parts, tmp_path / "sys")
+    name = str(tmp_path / "sys")
+    s = make_system(f"{name}?padding_bonus=-1.5&top_k_text=5&use_sampling=false", sampling={"temp": 0.5, "top_k_text": 9})
+    assert s.batched.row_sampling(0) == dict(sampling_settings(), temp=0.5, top_k_text=5, padding_bonus=-1.5,
+                                             use_sampling=False)
+    b = make_batched_system(f"{name}?seed=3", 2)
+    assert b.row_sampling(1)["seed"] == 3 and b.row_sampling(1)["padding_bonus"] == 0.0
+    assert split_settings("ws://host:8998/api/chat?text_temperature=0.5") == ("ws://host:8998/api/chat?text_temperature=0.5", {})
+    for bad, match in [(f"{name}?padding=1", "not KEY=VALUE"), (f"{name}?top_k=2.5", "top_k='2.5' is not an integer"),
+                       (f"{name}?use_sampling=maybe", "true or false"), ("cascade?temp=1", "model systems"),
+                       (f"{name}?padding_bonus=11", "padding_bonus must be")]:
+        with pytest.raises(ValueError, match=match):
+            make_system(bad)
 
 
 def test_pack_writes_a_compact_system_that_runs(tiny_parts, tmp_path, capsys):

@@ -13,11 +13,11 @@ def _noise(n, seed=0):
 
 def test_set_sampling_per_row_and_reset_restores_the_defaults(tiny_parts):
     s = BatchedModelSystem(tiny_parts, 3, sampling={"seed": 4, "temp": 0.9})
-    defaults = dict(temp=0.9, temp_text=0.7, top_k=250, top_k_text=25, use_sampling=True, seed=4)
+    defaults = dict(temp=0.9, temp_text=0.7, top_k=250, top_k_text=25, use_sampling=True, padding_bonus=0.0, seed=4)
     assert all(s.row_sampling(i) == defaults for i in range(3))
     assert s.effective_sampling({"temp_text": 0, "top_k": 5}) == dict(defaults, temp_text=0.0, top_k=5)
-    applied = s.set_sampling(1, {"temp_text": 0, "top_k": 5, "temp": None})
-    assert applied == s.row_sampling(1) == dict(defaults, temp_text=0.0, top_k=5)
+    applied = s.set_sampling(1, {"temp_text": 0, "top_k": 5, "temp": None, "padding_bonus": -2})
+    assert applied == s.row_sampling(1) == dict(defaults, temp_text=0.0, top_k=5, padding_bonus=-2.0)
     assert s.row_sampling(0) == s.row_sampling(2) == defaults
     s.step(_noise(3))
     s.reset(0)  # another row's restart leaves row 1 alone
@@ -40,6 +40,8 @@ def test_bad_sampling_overrides(tiny_parts):
         s.set_sampling(0, {"temp": -1})
     with pytest.raises(ValueError, match="top_k_text must be"):
         s.set_sampling(0, {"top_k_text": 1.5})
+    with pytest.raises(ValueError, match="padding_bonus must be"):
+        s.set_sampling(0, {"padding_bonus": 20})
     with pytest.raises(ValueError, match="seed is set for the whole batch"):
         s.set_sampling(0, {"seed": 2})
     s.set_sampling(0, {"seed": 1})  # the batch's own seed is fine

@@ -7,7 +7,7 @@ const KIND = {HANDSHAKE: 0, AUDIO: 1, TEXT: 2, CONTROL: 3, METADATA: 4, ERROR: 5
 const SAMPLE_RATE = 24000, FRAME = 1920;
 // query parameter -> the key of the metadata's "sampling" that reports it
 const SAMPLING_FIELDS = {text_temperature: "temp_text", text_topk: "top_k_text",
-                         audio_temperature: "temp", audio_topk: "top_k"};
+                         audio_temperature: "temp", audio_topk: "top_k", padding_bonus: "padding_bonus"};
 const $ = (id) => document.getElementById(id);
 
 // Numbers the page exposes (also read by the end-to-end test).
