@@ -150,12 +150,18 @@ def sample_token(logits: torch.Tensor, use_sampling: bool, temp: float, top_k: i
 MAX_PADDING_BONUS = 10.0
 
 
-def _check_temp(name: str, value) -> float:
+def _finite(value) -> float | None:
+    """A finite float from a number (not a bool or a string), else None."""
     try:
         v = float(value) if not isinstance(value, (bool, str, bytes)) else None
     except (TypeError, ValueError):
-        v = None
-    if v is None or not math.isfinite(v) or v < 0:
+        return None
+    return v if v is not None and math.isfinite(v) else None
+
+
+def _check_temp(name: str, value) -> float:
+    v = _finite(value)
+    if v is None or v < 0:
         raise ValueError(f"{name} must be a finite number >= 0 (0 = greedy), got {value!r}")
     return v
 
@@ -177,11 +183,8 @@ def _check_flag(name: str, value) -> bool:
 
 
 def _check_bonus(name: str, value) -> float:
-    try:
-        v = float(value) if not isinstance(value, (bool, str, bytes)) else None
-    except (TypeError, ValueError):
-        v = None
-    if v is None or not math.isfinite(v) or abs(v) > MAX_PADDING_BONUS:
+    v = _finite(value)
+    if v is None or abs(v) > MAX_PADDING_BONUS:
         raise ValueError(f"{name} must be a number in [-{MAX_PADDING_BONUS:g}, {MAX_PADDING_BONUS:g}] "
                          f"(added to the text PAD logit; 0 = off), got {value!r}")
     return v
