@@ -452,7 +452,7 @@ class LMGen:
         self._text_plan = _RowPlan([(r["use_sampling"], r["temp_text"], r["top_k_text"]) for r in rows], dev)
         self._audio_plan = _RowPlan([(r["use_sampling"], r["temp"], r["top_k"]) for r in rows], dev)
         bonus = [r["padding_bonus"] for r in rows]
-        self._pad_bonus = None if not any(bonus) else torch.tensor(bonus, device=dev)[:, None]  # [B, 1]
+        self._pad_bonus = None if not any(bonus) else torch.tensor(bonus, dtype=self.model.dtype, device=dev)  # [B]
 
     def _require_state(self) -> _GenState:
         if self._state is None:
@@ -486,11 +486,9 @@ class LMGen:
         h = self._temporal(tokens)  # [B, 1, dim]
         text = None
         if self._text_linear is not None:
-            logits = self._text_linear(h)[:, 0]  # [B, text_card]
+            logits = self._text_linear(h)[:, 0]  # [B, text_card], this step's own tensor
             if self._pad_bonus is not None:
-                pad = c.existing_text_padding_id
-                logits = torch.cat([logits[:, :pad], logits[:, pad:pad + 1] + self._pad_bonus.to(logits.dtype),
-                                    logits[:, pad + 1:]], dim=1)
+                logits[:, c.existing_text_padding_id] += self._pad_bonus
             text = sample_rows(logits, self._text_plan, self.generator)
         audio = self._depformer_frame(text, h)  # [B, dep_q]
 
