@@ -259,15 +259,25 @@ def _add_pack(sub) -> None:
     p.add_argument("--tokenizer", action="store_true", help="copy the tokenizer file (default: use the base's)")
     p.add_argument("--float-runtime", action="store_true",
                    help="run the LM in float32 by default (default: dynamic int8, as a CPU model is meant to)")
+    p.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE",
+                   help="a sampling setting the system runs with by default (repeatable), e.g. "
+                        "--sampling padding_bonus=-0.5 --sampling temp_text=0.7")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_pack)
 
 
 def _pack(a) -> int:
+    from .lm.generate import check_row_sampling
     from .systems.build import pack_system
+    from .systems.registry import split_settings
 
+    try:
+        _, sampling = split_settings("model?" + "&".join(a.sampling))
+        check_row_sampling(**{k: v for k, v in sampling.items() if k != "seed"})
+    except ValueError as e:
+        raise ValueError(f"--sampling: {e}") from None
     sizes = pack_system(a.codec, a.lm, a.out, codec_dtype=a.codec_dtype, lm_dtype=a.lm_dtype,
-                        tokenizer=a.tokenizer, int8=not a.float_runtime)
+                        tokenizer=a.tokenizer, int8=not a.float_runtime, sampling=sampling)
     if a.json:
         print(json.dumps({"out": a.out, "bytes": sizes, "total_bytes": sum(sizes.values())}))
     else:

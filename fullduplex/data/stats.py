@@ -10,6 +10,10 @@
 - barge-in stop latency: for each barge-in an item's events script (`data synth` writes them), the
   time from the user's onset to the end of the assistant IPU it cuts into. A model that learns from
   the data cannot stop sooner than this; M9 measures the same interval on a model's output.
+- backchannels in long turns: for the backchannels an item's events script, how many each listener
+  makes per minute of the other speaker's long turns (monologues: at least 6 s, with a pause in
+  them). A model learns the assistant's rate; M5 measures the same rate on a model's output in the
+  user's monologues.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import numpy as np
 from fullduplex.audio import read
 
 from .activity import channel_segments
-from .format import read_item, read_manifest
+from .format import USER, read_item, read_manifest
 
 IPU_GAP_S = 0.2
 BC_MAX_S = 1.0
+LONG_TURN_S = 6.0
 HUMAN_REFERENCE = {
     "fto_median_s": "0.0-0.2 (mode 0-200 ms; English mean ~0.24; CANDOR median between-speaker interval 0.08)",
     "overlap_share": "0.40-0.42 (Heldner & Edlund 2010); 0.48 (CANDOR)",
@@ -65,11 +70,13 @@ class Events:
     talk: list  # seconds per channel [assistant, user]
     overlap_time: float
     stops: list = field(default_factory=list)  # (scripted, measured) barge-in stop latencies
+    long_turn_bcs: list = field(default_factory=list)  # (listener, backchannels, long turn s), scripted
 
     def __add__(self, o: "Events") -> "Events":
         return Events(self.minutes + o.minutes, self.ipu + o.ipu, self.pause + o.pause, self.fto + o.fto,
                       self.backchannel + o.backchannel, [a + b for a, b in zip(self.talk, o.talk)],
-                      self.overlap_time + o.overlap_time, self.stops + o.stops)
+                      self.overlap_time + o.overlap_time, self.stops + o.stops,
+                      self.long_turn_bcs + o.long_turn_bcs)
 
 
 def conversation_events(ch_ipus: list[np.ndarray], duration_s: float) -> Events:
@@ -131,6 +138,21 @@ def barge_in_stops(events: list[dict], assistant: np.ndarray) -> list[tuple[floa
     return out
 
 
+def long_turn_backchannels(events: list[dict]) -> list[tuple[str, int, float]]:
+    """(listener, backchannels, seconds) of each long turn (>= LONG_TURN_S, with a pause in it) in an
+    item's ``events``: how many backchannels the listener made while the speaker held the floor."""
+    out = []
+    for t in (e for e in events if e.get("type") == "turn"):
+        spk, a, b = t["speaker"], float(t["start"]), float(t["end"])
+        if b - a < LONG_TURN_S or not any(e.get("type") == "pause" and e.get("speaker") == spk and a <= float(e["start"]) <= b
+                   for e in events):
+            continue
+        bcs = [e for e in events if e.get("type") == "backchannel" and e.get("speaker") != spk
+               and a <= float(e["start"]) <= b]
+        out.append(("assistant" if spk == USER else "user", len(bcs), b - a))
+    return out
+
+
 def summarize(ev: Events) -> dict:
     """The numbers `data stats` prints (durations in s, rates per minute)."""
     fto = np.array(ev.fto)
@@ -139,6 +161,11 @@ def summarize(ev: Events) -> dict:
 
     def med(x):
         return round(float(np.median(x)), 3) if len(x) else None
+
+    def bc_rate(listener):
+        rows = [(n, sec) for who, n, sec in ev.long_turn_bcs if who == listener]
+        floor_s = sum(sec for _, sec in rows)
+        return round(60 * sum(n for n, _ in rows) / floor_s, 2) if floor_s else None
 
     hist, edges = np.histogram(np.clip(fto, -1.5, 1.5), bins=np.arange(-1.5, 1.55, 0.1)) if len(fto) else ([], [])
     return {
@@ -160,6 +187,7 @@ def summarize(ev: Events) -> dict:
         "barge_ins_per_min": round(len(ev.stops) / m, 2),
         "barge_in_stop_median_s": med([x for _, x in ev.stops]),
         "barge_in_stop_scripted_median_s": med([x for x, _ in ev.stops]),
+        "long_turn_backchannels_per_min": {"assistant": bc_rate("assistant"), "user": bc_rate("user")},
         "fto_histogram": {"bin_edges_s": [round(float(x), 2) for x in edges], "counts": [int(c) for c in hist]},
         "human_reference": HUMAN_REFERENCE,
     }
@@ -179,7 +207,9 @@ def dataset_stats(root: str, vad: str = "energy", limit: int | None = None) -> d
     for e in entries:
         ch, dur = item_ipus(Path(root) / e["path"], vad)
         ev = conversation_events(ch, dur)
-        ev.stops = barge_in_stops(read_item(root, e["path"], with_audio=False).meta.get("events", []), ch[0])
+        events = read_item(root, e["path"], with_audio=False).meta.get("events", [])
+        ev.stops = barge_in_stops(events, ch[0])
+        ev.long_turn_bcs = long_turn_backchannels(events)
         total = ev if total is None else total + ev
     out = summarize(total)
     out["items"] = len(entries)
@@ -200,6 +230,10 @@ def format_table(s: dict) -> str:
         lines.append(f"{'barge_ins_per_min':>22}: {s['barge_ins_per_min']:>8}   scripted by the items' events")
         lines.append(f"{'barge_in_stop_median_s':>22}: {s['barge_in_stop_median_s']:>8}   user onset -> end of the "
                      f"assistant's speech (scripted: {s['barge_in_stop_scripted_median_s']})")
+    bc = s["long_turn_backchannels_per_min"]
+    if bc["assistant"] is not None or bc["user"] is not None:
+        lines.append(f"{'long-turn backchannels':>22}: assistant {bc['assistant']}, user {bc['user']} a minute of the "
+                     "other's long turns, scripted (humans ~2 per listener; M5's goal: 1-4)")
     h = s["fto_histogram"]
     if h["counts"]:
         peak = max(h["counts"])

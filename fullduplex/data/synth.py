@@ -211,7 +211,7 @@ def render_item(index: int, cfg: SynthConfig) -> Item:
             t = tl.place(spk, t, audio, ws)
             if k < len(sents) - 1:
                 p = tt.pause(rng)
-                if backchannels and rng.random() < tt.backchannel_prob:
+                if backchannels and rng.random() < tt.backchannel_chance(spk == ASSISTANT, dur):
                     bc = str(rng.choice(bcs[other[spk]]))
                     b_audio, b_ws = speech[other[spk]][bc]
                     onset = tt.backchannel_onset(rng)

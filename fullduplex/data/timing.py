@@ -5,7 +5,10 @@
   ~0.2 s); a hurried user shifts the assistant's replies earlier, a calm one later.
 - within-turn pauses between sentences: log-normal, median 0.45 s; the listener does not take them.
 - backchannels at the speaker's pauses: onset ~ N(0.12, 0.10) s after the pause starts
-  (median onset near the partner's phrase end, mostly -0.5..+0.8 s).
+  (median onset near the partner's phrase end, mostly -0.5..+0.8 s). Their rate is set per listener,
+  per minute of the speaker's speech that a pause follows: the assistant 2.5, about 2 a minute of the
+  user's floor (humans ~2/min per listener; the evaluation's M5 goal is 1-4), the user 8, so that the
+  assistant learns to talk through them.
 - interruptions: the user cuts into a long assistant turn; the assistant stops 0.15-0.4 s later.
 """
 
@@ -22,7 +25,8 @@ class TurnTaking:
     fto_max_s: float = 1.2
     pause_median_s: float = 0.45
     pause_sigma: float = 0.35
-    backchannel_prob: float = 0.4      # per within-turn pause of a long turn
+    backchannel_per_min: float = 2.5         # the assistant's, in the user's long turns (see backchannel_chance)
+    user_backchannel_per_min: float = 8.0    # the user's, in the assistant's long turns
     backchannel_onset_mean_s: float = 0.12
     backchannel_onset_sd_s: float = 0.10
     interruption_prob: float = 0.5     # per interruptible (long) assistant turn
@@ -36,6 +40,13 @@ class TurnTaking:
         import numpy as np
 
         return float(min(1.5, self.pause_median_s * np.exp(rng.normal(0, self.pause_sigma))))
+
+    def backchannel_chance(self, listener_is_user: bool, speech_s: float) -> float:
+        """Chance of a backchannel at a pause that follows ``speech_s`` seconds of the speaker's
+        speech: the listener's rate times that stretch, so the expected count is the rate per minute
+        of the speech before pauses, however long the sentences are."""
+        per_min = self.user_backchannel_per_min if listener_is_user else self.backchannel_per_min
+        return min(1.0, per_min * speech_s / 60.0)
 
     def backchannel_onset(self, rng) -> float:
         return float(max(0.0, rng.normal(self.backchannel_onset_mean_s, self.backchannel_onset_sd_s)))

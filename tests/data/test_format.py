@@ -59,3 +59,29 @@ def test_interruption_and_backchannel_events():
                 reactions.append(ev["reaction_s"])
     assert {"backchannel", "interruption", "pause"} <= kinds
     assert all(0.1 <= r <= 0.45 for r in reactions)
+
+
+def _assistant_backchannels_per_min(cfg, items):
+    """The assistant's backchannels per minute of the user's monologues over ``items`` rendered items."""
+    count, floor_s = 0, 0.0
+    for k in range(items):
+        events = render_item(k, cfg).meta["events"]
+        for turn in (e for e in events if e["type"] == "turn" and e["family"] == "user_story"):
+            floor_s += turn["end"] - turn["start"]
+            count += sum(1 for b in events if b["type"] == "backchannel" and b["speaker"] == ASSISTANT
+                         and turn["start"] <= b["start"] <= turn["end"])
+    assert floor_s > 60
+    return 60 * count / floor_s
+
+
+def test_backchannel_rate_is_per_minute_of_the_speakers_floor():
+    """The assistant backchannels at a rate set per minute of the user's speech, whatever the number
+    of pauses: none at 0, a human rate by default, at nearly every pause when asked for 60 a minute."""
+    def cfg(*timing):
+        return SynthConfig.with_settings(timing=list(timing), weights=[
+            f"{f}={1 if f == 'user_story' else 0}" for f in SynthConfig().weights])
+    assert _assistant_backchannels_per_min(cfg("backchannel_per_min=0"), 3) == 0
+    human = _assistant_backchannels_per_min(cfg(), 3)
+    assert 1 <= human <= 4
+    many = _assistant_backchannels_per_min(cfg("backchannel_per_min=60"), 3)
+    assert many > 3 * human

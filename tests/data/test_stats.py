@@ -4,7 +4,7 @@ import pytest
 from fullduplex.audio import write
 from fullduplex.data import content
 from fullduplex.data.format import append_manifest, write_item
-from fullduplex.data.stats import dataset_stats, format_table
+from fullduplex.data.stats import Events, dataset_stats, format_table, long_turn_backchannels, summarize
 from fullduplex.data.synth import SynthConfig, render_item
 
 SR = 24000
@@ -60,3 +60,28 @@ def test_barge_in_stop_latency_is_measured_on_the_audio_of_scripted_barge_ins(tm
     s = dataset_stats(str(tmp_path))
     assert s["barge_ins_per_min"] == 0 and s["barge_in_stop_median_s"] is None
     assert "barge_in" not in format_table(s)
+
+
+def test_long_turn_backchannels_count_each_listener_in_the_others_monologues():
+    """Backchannels scripted in a 12 s user monologue and a 9 s assistant story count per listener per
+    minute of those turns; a short question's backchannel and a long turn without a pause do not."""
+    def turn(spk, a, b):
+        return {"type": "turn", "speaker": spk, "start": a, "end": b}
+
+    def ev(kind, spk, a):
+        return {"type": kind, "speaker": spk, "start": a, "end": a + 0.4}
+
+    U, A = "SPEAKER_OTHER", "SPEAKER_MAIN"
+    events = [turn(U, 0.0, 12.0), ev("pause", U, 3.0), ev("backchannel", A, 3.1), ev("pause", U, 7.0),
+              ev("backchannel", A, 7.2), ev("pause", U, 10.0),
+              turn(A, 12.3, 21.3), ev("pause", A, 15.0), ev("backchannel", U, 15.1),
+              turn(U, 22.0, 25.0), ev("pause", U, 23.0), ev("backchannel", A, 23.1),  # a short turn
+              turn(U, 26.0, 33.0)]  # long, but no pause: not a monologue with room for a backchannel
+    rows = long_turn_backchannels(events)
+    assert rows == [("assistant", 2, 12.0), ("user", 1, 9.0)]
+    s = summarize(Events(1.0, [1.0], [0.5], [0.2], 0, [1.0, 1.0], 0.0, long_turn_bcs=rows))
+    assert s["long_turn_backchannels_per_min"] == {"assistant": 10.0, "user": pytest.approx(6.67, abs=0.01)}
+    assert "assistant 10.0, user 6.67" in format_table({**s, "items": 1, "vad": "energy"})
+    none = summarize(Events(1.0, [1.0], [0.5], [0.2], 0, [1.0, 1.0], 0.0))
+    assert none["long_turn_backchannels_per_min"] == {"assistant": None, "user": None}
+    assert "long-turn" not in format_table({**none, "items": 1, "vad": "energy"})

@@ -135,8 +135,10 @@ def test_pack_writes_a_compact_system_that_runs(tiny_parts, tmp_path, capsys):
                  "--codec-dtype", "float32", "--lm-dtype", "float32", "--tokenizer", "--float-runtime"]) == 0
     small = tmp_path / "small"
     assert main(["pack", "--codec", str(tmp_path / "codec"), "--lm", str(tmp_path / "lm"), "-o", str(small),
-                 "--tokenizer"]) == 0
-    assert json.loads((small / "system.json").read_text())["int8"] is True
+                 "--tokenizer", "--sampling", "padding_bonus=-0.5", "--sampling", "top_k_text=20"]) == 0
+    assert json.loads((small / "system.json").read_text()) == {
+        "sampling": {"padding_bonus": -0.5, "top_k_text": 20}, "int8": True}
+    assert ModelSystem(load_parts(small)).batched.row_sampling(0)["padding_bonus"] == -0.5
     size = {k: (f / "codec" / "model.safetensors").stat().st_size + (f / "lm" / "lora.safetensors").stat().st_size
             for k, f in (("exact", exact), ("small", small))}
     assert size["small"] < 0.6 * size["exact"]
@@ -156,6 +158,10 @@ def test_pack_writes_a_compact_system_that_runs(tiny_parts, tmp_path, capsys):
     capsys.readouterr()
     assert main(["pack", "--codec", str(tmp_path / "codec"), "--lm", str(tmp_path / "lm"), "-o", str(tmp_path / "lm")]) == 2
     assert "new folder" in capsys.readouterr().err
+    for bad, match in (("padding_bonus=20", "padding_bonus must be"), ("warmth=1", "not KEY=VALUE")):
+        assert main(["pack", "--codec", str(tmp_path / "codec"), "--lm", str(tmp_path / "lm"),
+                     "-o", str(tmp_path / "bad"), "--sampling", bad]) == 2
+        assert match in capsys.readouterr().err and not (tmp_path / "bad").exists()
     assert (tmp_path / "lm" / "lora.safetensors").exists()  # the input is untouched
 
 
