@@ -267,15 +267,13 @@ def _add_pack(sub) -> None:
 
 
 def _pack(a) -> int:
-    from .lm.generate import check_row_sampling
     from .systems.build import pack_system
-    from .systems.registry import split_settings
+    from .systems.registry import parse_settings
 
     try:
-        _, sampling = split_settings("model?" + "&".join(a.sampling))
-        check_row_sampling(**{k: v for k, v in sampling.items() if k != "seed"})
+        sampling = parse_settings(a.sampling)
     except ValueError as e:
-        raise ValueError(f"--sampling: {e}") from None
+        raise ValueError(f"--sampling {e}") from None
     sizes = pack_system(a.codec, a.lm, a.out, codec_dtype=a.codec_dtype, lm_dtype=a.lm_dtype,
                         tokenizer=a.tokenizer, int8=not a.float_runtime, sampling=sampling)
     if a.json:

@@ -141,14 +141,15 @@ def barge_in_stops(events: list[dict], assistant: np.ndarray) -> list[tuple[floa
 def long_turn_backchannels(events: list[dict]) -> list[tuple[str, int, float]]:
     """(listener, backchannels, seconds) of each long turn (>= LONG_TURN_S, with a pause in it) in an
     item's ``events``: how many backchannels the listener made while the speaker held the floor."""
+    def inside(kind, a, b):
+        return [e for e in events if e.get("type") == kind and a <= float(e["start"]) <= b]
+
     out = []
     for t in (e for e in events if e.get("type") == "turn"):
         spk, a, b = t["speaker"], float(t["start"]), float(t["end"])
-        if b - a < LONG_TURN_S or not any(e.get("type") == "pause" and e.get("speaker") == spk and a <= float(e["start"]) <= b
-                   for e in events):
+        if b - a < LONG_TURN_S or not any(e.get("speaker") == spk for e in inside("pause", a, b)):
             continue
-        bcs = [e for e in events if e.get("type") == "backchannel" and e.get("speaker") != spk
-               and a <= float(e["start"]) <= b]
+        bcs = [e for e in inside("backchannel", a, b) if e.get("speaker") != spk]
         out.append(("assistant" if spk == USER else "user", len(bcs), b - a))
     return out
 

@@ -57,16 +57,25 @@ def split_settings(name: str) -> tuple[str, dict]:
     """
     if "?" not in name or name.startswith(("ws://", "wss://")):
         return name, {}
-    from .model import SAMPLING_KEYS
-
     base, query = name.split("?", 1)
     if base.startswith(("cascade", "echo")):
         raise ValueError(f"{name!r}: sampling settings after '?' apply to model systems, not {base!r}")
+    try:
+        return base, parse_settings(query.split("&"))
+    except ValueError as e:
+        raise ValueError(f"{name!r}: {e}") from None
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """``["padding_bonus=-1", "top_k=50"]`` -> {"padding_bonus": -1.0, "top_k": 50}: sampling settings
+    as text, typed. A key that is not a sampling setting, or a value of the wrong kind, is a ValueError."""
+    from .model import SAMPLING_KEYS
+
     out: dict = {}
-    for part in filter(None, query.split("&")):
+    for part in filter(None, pairs):
         key, sep, raw = part.partition("=")
         if not sep or key not in SAMPLING_KEYS:
-            raise ValueError(f"{name!r}: {part!r} is not KEY=VALUE with KEY one of {list(SAMPLING_KEYS)}")
+            raise ValueError(f"{part!r} is not KEY=VALUE with KEY one of {list(SAMPLING_KEYS)}")
         try:
             if key == "use_sampling":
                 if raw.lower() not in ("true", "false", "1", "0"):
@@ -76,8 +85,8 @@ def split_settings(name: str) -> tuple[str, dict]:
                 out[key] = int(raw) if key in _INT_KEYS else float(raw)
         except ValueError:
             kind = "true or false" if key == "use_sampling" else "an integer" if key in _INT_KEYS else "a number"
-            raise ValueError(f"{name!r}: {key}={raw!r} is not {kind}") from None
-    return base, out
+            raise ValueError(f"{key}={raw!r} is not {kind}") from None
+    return out
 
 
 def _parts(name: str, checkpoint: str | None, seed: int = 0):
