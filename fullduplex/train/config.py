@@ -85,6 +85,7 @@ class TrainConfig:
     out_dir: str = "runs/debug"
     seed: int = 0
     steps: int = 1000
+    max_minutes: float = 0.0           # wall-clock budget: the schedule is sized to end within it (0: off)
     batch_size: int = 8                # global batch (split over processes)
     optim: OptimConfig = field(default_factory=OptimConfig)
     precision: str = "auto"            # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
@@ -154,6 +155,8 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
         raise ValueError(f"config.kind must be codec or lm, got {cfg.kind!r}")
     if cfg.precision not in ("auto", "fp32", "bf16"):
         raise ValueError(f"config.precision must be auto, fp32 or bf16, got {cfg.precision!r}")
+    if not cfg.max_minutes >= 0:
+        raise ValueError(f"config.max_minutes must be 0 (no budget) or a number of minutes, got {cfg.max_minutes!r}")
     if cfg.distributed not in ("ddp", "fsdp"):
         raise ValueError(f"config.distributed must be ddp or fsdp, got {cfg.distributed!r}")
     if cfg.lm.export_dtype not in ("float32", "float16", "bfloat16", "int8"):

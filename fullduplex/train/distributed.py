@@ -61,6 +61,15 @@ def all_reduce_mean(values: dict[str, float], d: Dist) -> dict[str, float]:
     return dict(zip(keys, t.tolist()))
 
 
+def broadcast_int(value: int, d: Dist) -> int:
+    """Rank 0's ``value`` on every process (decisions made from one process's clock)."""
+    if not d.enabled:
+        return value
+    t = torch.tensor([int(value)], dtype=torch.int64, device=d.device if d.device.type == "cuda" else "cpu")
+    dist.broadcast(t, 0)
+    return int(t.item())
+
+
 def teardown(d: Dist) -> None:
     if d.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -3,6 +3,10 @@
     train(cfg)                   # single process, or one process of a torchrun job
     train(cfg, resume=True)      # continue from OUT/checkpoints/latest, bit for bit
 
+With ``max_minutes`` the run is fitted to a wall-clock budget: once its first steps are timed, the
+schedule's total becomes the number of steps that end in time (at most ``steps``), so the learning
+rate still decays to its end; a run that reaches the budget anyway stops there and exports.
+
 Per step: the objective's batch for that step (this process's share), then for each phase (the
 model; the discriminator for a GAN) forward under autocast, backward, gradient clipping, AdamW
 step; all learning-rate schedules advance together; the weight EMA follows. Metrics go to
@@ -24,17 +28,52 @@ from torch import nn
 
 from . import checkpoint as ckpt
 from .config import TrainConfig
-from .distributed import Dist, all_reduce_mean, barrier, setup, teardown
+from .distributed import Dist, all_reduce_mean, barrier, broadcast_int, setup, teardown
 from .ema import WeightEMA
 from .metrics import MetricsWriter
 from .objective import Objective
-from .schedule import make_scheduler
+from .schedule import make_scheduler, steps_in_budget
 
 log = logging.getLogger(__name__)
 
 
 class NonFiniteLoss(RuntimeError):
     pass
+
+
+CALIBRATION_STEPS = 10  # steps a budgeted run times before it sizes its schedule
+
+
+class _Budget:
+    """``cfg.max_minutes`` for one call of ``train``. After CALIBRATION_STEPS steps of this call (the
+    first, with its one-off costs, untimed) the steps that fit what is left of the budget become
+    every schedule's total, once: the schedules' checkpointed state keeps it, so a resumed run ends
+    where the first one planned. Rank 0's clock decides for every process."""
+
+    def __init__(self, cfg: TrainConfig, dist: Dist, clock):
+        self.budget_s, self.dist, self.clock = cfg.max_minutes * 60.0, dist, clock
+        self.t0, self.t1 = clock(), None  # start of this call, end of its first step
+        self.limit = cfg.steps
+
+    def resize(self, step: int, done_here: int, sized: bool) -> tuple[int, float] | None:
+        """(new total, seconds per step) at the calibration step of a schedule not yet sized."""
+        now = self.clock()
+        if done_here == 1:
+            self.t1 = now
+        if sized or done_here != CALIBRATION_STEPS or self.t1 is None:
+            return None
+        step_s = (now - self.t1) / (done_here - 1)
+        new = steps_in_budget(step, self.limit, now - self.t0, step_s, self.budget_s)
+        return broadcast_int(new, self.dist), step_s
+
+    def spent(self) -> bool:
+        return bool(broadcast_int(int(self.clock() - self.t0 >= self.budget_s), self.dist))
+
+
+def _set_total(scheds: dict, total: int) -> None:
+    for s in scheds.values():
+        for fn in set(s.lr_lambdas):
+            fn.total, fn.sized = total, True
 
 
 def build_objective(cfg: TrainConfig, dist: Dist, data=None) -> Objective:
@@ -106,18 +145,20 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None, data=None) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None, data=None,
+          clock=time.monotonic) -> dict:
     """Run (or continue) training; returns a summary. ``stop_after`` ends this process after that
     many steps of this call, as a kill would (used to test resuming); ``data`` (an object with
-    ``batch(step, rank, world)``) replaces the configured data."""
+    ``batch(step, rank, world)``) replaces the configured data; ``clock`` times the budget."""
     dist = setup()
     try:
-        return _train(cfg, dist, resume, stop_after, data)
+        return _train(cfg, dist, resume, stop_after, data, clock)
     finally:
         teardown(dist)
 
 
-def _train(cfg: TrainConfig, dist: Dist, resume: bool, stop_after: int | None, data) -> dict:
+def _train(cfg: TrainConfig, dist: Dist, resume: bool, stop_after: int | None, data, clock) -> dict:
+    budget = _Budget(cfg, dist, clock) if cfg.max_minutes > 0 else None
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if cfg.batch_size % dist.world:
@@ -147,6 +188,13 @@ def _train(cfg: TrainConfig, dist: Dist, resume: bool, stop_after: int | None, d
     elif dist.main and ckpt.latest_checkpoint(ckpt_root) is not None:
         raise ValueError(f"{ckpt_root} already holds checkpoints: pass --resume to continue, "
                          "or choose another out_dir")
+    plan = scheds["model"].lr_lambdas[0]
+    for sch in scheds.values():  # the schedule follows this call's config, but for a budget's total
+        for fn in set(sch.lr_lambdas):
+            fn.warmup, fn.min_ratio = cfg.optim.warmup_steps, cfg.optim.min_lr_ratio
+            keep = fn.sized and cfg.max_minutes > 0
+            fn.total, fn.sized = (min(fn.total, cfg.steps), True) if keep else (cfg.steps, False)
+    total = plan.total
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
@@ -160,13 +208,13 @@ def _train(cfg: TrainConfig, dist: Dist, resume: bool, stop_after: int | None, d
     if cfg.progress and dist.main:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.kind}", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=total, initial=step, desc=f"train {cfg.kind}", unit="step", dynamic_ncols=True)
     acc: dict[str, float] = {}
     n_acc, t0, done_here = 0, time.time(), 0
     last_loss = float("nan")
     for m in parts.values():
         m.train()
-    while step < cfg.steps:
+    while step < total:
         batch = obj.batch(step, dist.rank, dist.world)
         metrics: dict[str, float] = {}
         for name in obj.phases(step):
@@ -191,32 +239,46 @@ def _train(cfg: TrainConfig, dist: Dist, resume: bool, stop_after: int | None, d
             ema.update(parts["model"])
         step += 1
         done_here += 1
+        if budget is not None:
+            sized = budget.resize(step, done_here, plan.sized)
+            if sized is not None:
+                total = sized[0]
+                _set_total(scheds, total)
+                if bar is not None:
+                    bar.total = total
+                    bar.refresh()
+                writer.write(step, {}, event="schedule", steps=total, step_s=round(sized[1], 4),
+                             max_minutes=cfg.max_minutes)
+            if step < total and budget.spent():
+                total = step  # out of time: this step's checkpoint and the export end the run
+                _set_total(scheds, total)
+                writer.write(step, {}, event="budget_spent", max_minutes=cfg.max_minutes)
         for k, v in metrics.items():
             acc[k] = acc.get(k, 0.0) + float(v)
         n_acc += 1
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{last_loss:.4f}")
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        if step % cfg.log_every == 0 or step == total:
             vals = all_reduce_mean({k: v / n_acc for k, v in acc.items()}, dist)
             elapsed = time.time() - t0
             vals["steps_per_s"] = n_acc / max(elapsed, 1e-9)
             writer.write(step, vals)
             acc, n_acc, t0 = {}, 0, time.time()
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+        if step % cfg.ckpt_every == 0 or step == total:
             _save(ckpt_root, step, obj, parts, wrapped, opts, scheds, ema, cfg, dist)
-        if stop_after is not None and done_here >= stop_after and step < cfg.steps:
+        if stop_after is not None and done_here >= stop_after and step < total:
             break
     if bar is not None:
         bar.close()
-    finished = step >= cfg.steps
+    finished = step >= total
     if finished and dist.main:
         if ema is not None:
             ema.copy_to(parts["model"])
         obj.export(out / "final")
     writer.close()
     barrier(dist)
-    return {"step": step, "finished": finished, "loss": last_loss, "out_dir": str(out)}
+    return {"step": step, "steps": total, "finished": finished, "loss": last_loss, "out_dir": str(out)}
 
 
 def _save(root: Path, step: int, obj: Objective, parts, wrapped, opts, scheds, ema, cfg, dist: Dist) -> None:

@@ -16,5 +16,26 @@ def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+class WarmupCosine:
+    """The multiplier as an object: ``LambdaLR`` checkpoints an object's fields (not a lambda's), so a
+    schedule resized during a run (``total``, ``sized``) resumes as it was."""
+
+    def __init__(self, total: int, warmup: int, min_ratio: float):
+        self.total, self.warmup, self.min_ratio = total, warmup, min_ratio
+        self.sized = False  # set once the total has been fitted to a time budget
+
+    def __call__(self, step: int) -> float:
+        return lr_factor(step, self.total, self.warmup, self.min_ratio)
+
+
 def make_scheduler(opt: torch.optim.Optimizer, total: int, warmup: int, min_ratio: float):
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup, min_ratio))
+    return torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(total, warmup, min_ratio))
+
+
+def steps_in_budget(step: int, limit: int, elapsed_s: float, step_s: float, budget_s: float,
+                    reserve: float = 0.05) -> int:
+    """The total number of steps that ends within ``budget_s`` seconds: ``step`` done after
+    ``elapsed_s``, ``step_s`` seconds per step from here, ``reserve`` of the budget kept for
+    checkpoints and the export; at least ``step`` + 1, at most ``limit``."""
+    left = budget_s * (1 - reserve) - elapsed_s
+    return int(min(limit, max(step + 1, step + math.floor(left / max(step_s, 1e-9)))))

@@ -116,3 +116,65 @@ def test_cli_train_and_resume(tmp_path, shards, capsys):
     assert main(args) == 2  # checkpoints exist: refuses to start over
     assert main(args[:-2] + ["--set", "steps=4", "--resume"]) == 0
     assert main(["train", "codec", "--config", "lm_debug", "--out-dir", str(tmp_path / "x")]) == 2
+
+
+class _Clock:
+    """A wall clock the test moves: every batch read "takes" ``step_s(step)`` seconds."""
+
+    def __init__(self, step_s):
+        self.t, self.step_s = 0.0, step_s
+
+    def __call__(self):
+        return self.t
+
+    def data(self, source):
+        clock = self
+
+        class Timed:
+            def batch(self, step, rank=0, world=1):
+                clock.t += clock.step_s(step)
+                return source.batch(step, rank, world)
+
+        return Timed()
+
+
+def _budget_run(tmp_path, shards, name, step_s, **kw):
+    from fullduplex.train.lm_data import ShardWindows
+
+    cfg = lm_cfg(tmp_path / name, shards, steps=1000, max_minutes=0.5, log_every=1, ckpt_every=12)
+    clock = _Clock(step_s)
+    return cfg, train(cfg, data=clock.data(ShardWindows(shards, cfg.batch_size, 0)), clock=clock, **kw)
+
+
+def test_a_time_budget_sizes_the_schedule_and_a_resume_keeps_it(tmp_path, shards):
+    from fullduplex.train.schedule import lr_factor
+
+    # 1 s a step: after the 10 timed steps, 28.5 s of the 30 s budget fit 18 more steps
+    cfg, full = _budget_run(tmp_path, shards, "full", lambda s: 1.0)
+    assert full["finished"] and full["step"] == full["steps"] == 28
+    rows = read_metrics(tmp_path / "full")
+    plan = [m for m in rows if m.get("event") == "schedule"]
+    assert len(plan) == 1 and plan[0]["steps"] == 28 and plan[0]["step_s"] == 1.0
+    lrs = [m["model/lr"] for m in rows if "model/lr" in m]
+    o = cfg.optim
+    assert lrs[-1] == pytest.approx(o.lr * lr_factor(27, 28, o.warmup_steps, o.min_lr_ratio), rel=0.01)  # rounded
+    assert lrs[-1] < 0.2 * o.lr * lr_factor(27, 1000, o.warmup_steps, o.min_lr_ratio)  # it decayed
+    assert (tmp_path / "full" / "final" / "model.safetensors").exists()
+
+    # killed after the schedule was sized: the resumed run ends at the same step with the same loss
+    _, part = _budget_run(tmp_path, shards, "part", lambda s: 1.0, stop_after=15)
+    assert not part["finished"] and part["steps"] == 28
+    _, resumed = _budget_run(tmp_path, shards, "part", lambda s: 1.5, resume=True)  # slower, not resized
+    assert resumed["step"] == 28 and resumed["loss"] == full["loss"]
+
+
+def test_a_run_that_reaches_its_budget_stops_and_exports(tmp_path, shards):
+    # timed at 1 s a step, then 4 s a step: the 30 s are spent after step 15, long before the planned 28
+    _, res = _budget_run(tmp_path, shards, "slow", lambda s: 1.0 if s < 10 else 4.0)
+    assert res["finished"] and res["step"] == res["steps"] == 15
+    events = [m["event"] for m in read_metrics(tmp_path / "slow") if "event" in m]
+    assert events == ["start", "schedule", "budget_spent"]
+    assert ckpt.latest_checkpoint(tmp_path / "slow" / "checkpoints").name == "step_00000015"
+    assert (tmp_path / "slow" / "final" / "model.safetensors").exists()
+    with pytest.raises(ValueError, match="max_minutes"):
+        lm_cfg(tmp_path / "x", shards, max_minutes=-1)
