@@ -19,14 +19,22 @@ transcribed, and the system's own text is kept for the same windows (M16 compare
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from fullduplex.audio import read, resample
 from fullduplex.data.stats import merge_segments
 
 from . import text as T
 
 SR = 16_000
+
+
+def read16(path: Path) -> np.ndarray:
+    """An audio file as one 16 kHz channel (channels mixed), the rate every measurement here uses."""
+    x, sr = read(path, channels=1, mix=True)
+    return resample(x[0], sr, SR)
 GLITCH_S = 0.12
 IPU_GAP_S = 0.2
 EPISODE_GAP_S = 0.5

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import plots
 from .aggregate import METRICS
+from .analysis import read16
 from .published import HUMAN, PUBLISHED, SYSTEMS
 
 
@@ -108,10 +109,8 @@ def figures(results, items, runs, inputs) -> list[tuple[str, bytes]]:
         it = next((i for i in items if i.scenario == sid and not i.meta.get("clean")), None)
         if it:
             chosen.append(it)
-    from .run import _read16
-
     for it in chosen:
-        outs = {n: (_read16(r[0][it.id] / "output.wav"), r[1][it.id]) for n, r in runs.items()}
+        outs = {n: (read16(r[0][it.id] / "output.wav"), r[1][it.id]) for n, r in runs.items()}
         out.append((f"Timeline {it.id}", plots.timeline(inputs[it.id][0], outs, dict(it.meta, id=it.id))))
     return out
 

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fullduplex.audio import read, resample
 from fullduplex.data.format import write_json
 
 from . import aggregate, metrics
-from .analysis import SR, Analysis, analyze, merge
+from .analysis import SR, Analysis, analyze, merge, read16
 from .driver import is_done, run_file, run_files
 from .resolve import resolve_batched, resolve_system
 from .suite import EvalItem, load_items, prepare
@@ -31,11 +30,6 @@ log = logging.getLogger(__name__)
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "system"
-
-
-def _read16(path: Path) -> np.ndarray:
-    x, sr = read(path, channels=1, mix=True)
-    return resample(x[0], sr, SR)
 
 
 def user_ipus(item: EvalItem, x16: np.ndarray) -> list:
@@ -107,7 +101,7 @@ def analyse_system(items: list[EvalItem], dirs: dict[str, Path], inputs: dict, p
             res[it.id] = Analysis.from_json(json.loads(cache.read_text()))
             continue
         text = json.loads((d / "output_text.json").read_text()) if (d / "output_text.json").exists() else None
-        out16 = _read16(d / "output.wav")
+        out16 = read16(d / "output.wav")
         x = inputs[it.id][0]
         n = len(x)
         out16 = np.pad(out16, (0, max(0, n - len(out16))))[:n]
@@ -139,7 +133,7 @@ def score_system(items, dirs, analyses, inputs) -> tuple[dict, dict]:
     pairs: dict[str, dict] = {}
     for it in items:
         if it.scenario == "S10" and not analyses[it.id].invalid:
-            f = metrics.reply_features(_read16(dirs[it.id] / "output.wav"), analyses[it.id],
+            f = metrics.reply_features(read16(dirs[it.id] / "output.wav"), analyses[it.id],
                                        it.meta["user_turn_end"])
             pairs.setdefault(it.meta["pair"], {})[it.meta["style"]] = (f, it.meta.get("pair_axis", "rate"))
     for pid, p in pairs.items():
@@ -234,7 +228,7 @@ def evaluate(systems: list[str], suite: str, out: str | Path, seed: int = 0, pro
     items = load_items(root)
     inputs = {}
     for it in items:
-        x = _read16(it.input)
+        x = read16(it.input)
         inputs[it.id] = (x, user_ipus(it, x))
     results = {"suite": str(root), "items": len(items), "repeats": repeats, "systems": {}, "timing_s": {},
                "extra": {}}

@@ -205,6 +205,31 @@ def check_row_sampling(temp=None, temp_text=None, top_k=None, top_k_text=None, u
     return out
 
 
+SAMPLING_KEYS = ("temp", "temp_text", "top_k", "top_k_text", "use_sampling", "padding_bonus", "seed")
+DEFAULT_SAMPLING = dict(temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, use_sampling=True, padding_bonus=0.0,
+                        seed=None)
+ROW_KEYS = ("temp", "temp_text", "top_k", "top_k_text", "use_sampling", "padding_bonus")  # what one row may set
+
+
+def sampling_settings(overrides: dict | None = None, base: dict | None = None) -> dict:
+    """Moshi's defaults, then the checkpoint's, then the caller's; unknown keys are an error."""
+    out = dict(DEFAULT_SAMPLING)
+    for d in (base or {}), (overrides or {}):
+        unknown = sorted(set(d) - set(SAMPLING_KEYS))
+        if unknown:
+            raise ValueError(f"unknown sampling settings {unknown}; known: {list(SAMPLING_KEYS)}")
+        out.update({k: v for k, v in d.items() if v is not None})
+    return out
+
+
+def check_sampling(sampling: dict | None) -> dict:
+    """A system's default sampling: known keys (ValueError names them) and valid values; returns the
+    full settings it gives."""
+    out = sampling_settings(sampling)
+    check_row_sampling(**{k: v for k, v in (sampling or {}).items() if k in ROW_KEYS})
+    return out
+
+
 class _RowPlan:
     """How one stream (text, or audio) is sampled this session: its settings per row and, when rows
     differ, the tensors of the per-row path (built when settings change, not per step)."""

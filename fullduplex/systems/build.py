@@ -126,12 +126,10 @@ def pack_system(codec: str | Path, lm: str | Path, out: str | Path, *, codec_dty
     (int8: per-row int8), no tokenizer file unless asked (the base's is used), and ``system.json``
     with the default ``sampling`` (checked before anything is written).
     What a repository ships as the default model. Returns the sizes written, in bytes."""
-    from ..lm.generate import check_row_sampling
+    from ..lm.generate import check_sampling
     from ..lm.loading import EXPORT_DTYPES, repack_lora_checkpoint
-    from .model import ROW_KEYS, sampling_settings
 
-    sampling_settings(sampling)  # unknown keys
-    check_row_sampling(**{k: v for k, v in (sampling or {}).items() if k in ROW_KEYS})  # values
+    check_sampling(sampling)
 
     dtypes = {k: v for k, v in EXPORT_DTYPES.items() if v.is_floating_point}  # a codec stays float
     if codec_dtype not in dtypes:

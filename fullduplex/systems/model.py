@@ -30,27 +30,10 @@ import numpy as np
 import torch
 
 from ..lm import LMGen
-from ..lm.generate import check_row_sampling
+from ..lm.generate import ROW_KEYS, check_row_sampling, sampling_settings
 from .base import Frame
 from .build import ModelParts
 from .detok import Detokenizer
-
-SAMPLING_KEYS = ("temp", "temp_text", "top_k", "top_k_text", "use_sampling", "padding_bonus", "seed")
-DEFAULT_SAMPLING = dict(temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, use_sampling=True, padding_bonus=0.0,
-                        seed=None)
-ROW_KEYS = ("temp", "temp_text", "top_k", "top_k_text", "use_sampling", "padding_bonus")  # what one row may set
-
-
-def sampling_settings(overrides: dict | None = None, base: dict | None = None) -> dict:
-    """Moshi's defaults, then the checkpoint's, then the caller's; unknown keys are an error."""
-    out = dict(DEFAULT_SAMPLING)
-    for d in (base or {}), (overrides or {}):
-        unknown = sorted(set(d) - set(SAMPLING_KEYS))
-        if unknown:
-            raise ValueError(f"unknown sampling settings {unknown}; known: {list(SAMPLING_KEYS)}")
-        out.update({k: v for k, v in d.items() if v is not None})
-    return out
-
 
 class BatchedModelSystem:
     """``BatchedDuplexSystem`` over a codec + LM; also usable with batch_size 1."""

@@ -11,7 +11,7 @@
 ``--checkpoint DIR`` (a model-system checkpoint folder) overrides the model of ``default``.
 
 A model system's name may end in sampling settings, as a URL query: ``default?padding_bonus=-1``,
-``runs/model?temp_text=0.8&top_k_text=50`` (keys: ``fullduplex.systems.model.SAMPLING_KEYS``). They
+``runs/model?temp_text=0.8&top_k_text=50`` (keys: ``fullduplex.lm.generate.SAMPLING_KEYS``). They
 apply over the ``sampling`` argument, so one evaluation can compare settings of one model side by side.
 """
 
@@ -69,7 +69,7 @@ def split_settings(name: str) -> tuple[str, dict]:
 def parse_settings(pairs: list[str]) -> dict:
     """``["padding_bonus=-1", "top_k=50"]`` -> {"padding_bonus": -1.0, "top_k": 50}: sampling settings
     as text, typed. A key that is not a sampling setting, or a value of the wrong kind, is a ValueError."""
-    from .model import SAMPLING_KEYS
+    from ..lm.generate import SAMPLING_KEYS
 
     out: dict = {}
     for part in filter(None, pairs):

@@ -69,9 +69,10 @@ def test_sessions_run_several_items_through_one_batched_model(tmp_path):
         assert abs(info(dirs[it.id] / "output.wav").duration - info(it.input).duration) < 1e-3
         timing = json.loads((dirs[it.id] / "timing.json").read_text())
         assert timing["sessions"] == 2 and timing["frames"] == -(-round(info(it.input).duration * 24000) // 1920)
-    from fullduplex.eval.run import _read16, analyse_system, user_ipus
+    from fullduplex.eval.analysis import read16
+    from fullduplex.eval.run import analyse_system, user_ipus
 
-    inputs = {it.id: (x := _read16(it.input), user_ipus(it, x)) for it in items}
+    inputs = {it.id: (x := read16(it.input), user_ipus(it, x)) for it in items}
     _, extra = score_system(items, dirs, analyse_system(items, dirs, inputs, progress=False), inputs)
     assert "M19" not in extra
 

@@ -4,7 +4,8 @@ import torch
 
 from fullduplex.systems import BatchedDuplexSystem, DuplexSystem
 from fullduplex.systems.build import default_model_path, load_parts, random_parts, save_parts
-from fullduplex.systems.model import BatchedModelSystem, ModelSystem, sampling_settings
+from fullduplex.lm.generate import sampling_settings
+from fullduplex.systems.model import BatchedModelSystem, ModelSystem
 from fullduplex.systems.registry import EchoSystem, make_batched_system, make_system, split_settings
 
 F = 1920

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from fullduplex.systems.model import SAMPLING_KEYS, BatchedModelSystem
+from fullduplex.lm.generate import SAMPLING_KEYS
+from fullduplex.systems.model import BatchedModelSystem
 
 F = 1920
 
