@@ -291,6 +291,8 @@ def _add_bench(sub) -> None:
     bsub = p.add_subparsers(dest="bench_cmd", required=True)
     q = bsub.add_parser("codec", help="streaming encode+decode per 80 ms frame, ours vs the moshi package")
     q.add_argument("--config", default="mimi", choices=["mimi", "small", "tiny"])
+    q.add_argument("--decoder", default="seanet", choices=["seanet", "istft"],
+                   help="our decoder (the reference always has Mimi's SEANet decoder)")
     q.add_argument("--frames", type=int, default=25, help="frames timed per repeat")
     q.add_argument("--repeats", type=int, default=5, help="passes of each implementation, taking turns")
     q.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
@@ -369,7 +371,7 @@ def _bench_codec(a) -> int:
     from .codec import bench
 
     res = bench.bench_codec(config=a.config, frames=a.frames, repeats=a.repeats, threads=a.threads,
-                            reference=not a.no_reference)
+                            reference=not a.no_reference, decoder=a.decoder)
     return _print_result(res, a.json)
 
 

@@ -47,6 +47,14 @@ class CodecConfig:
     bins: int = 2048
     num_codebooks: int = 8  # codebooks used by default (<= n_q)
     upsample_channel_wise: bool = True  # depthwise upsampling conv, as in the released Mimi
+    # the decoder after the decoder transformer: "seanet" (Mimi's) or "istft" (codec/istft.py: ConvNeXt
+    # blocks at the STFT frame rate, sample_rate / istft_hop Hz, predicting spectra, window n_fft =
+    # istft_hop x istft_overlap)
+    decoder: str = "seanet"
+    istft_dim: int = 384
+    istft_blocks: int = 6
+    istft_hop: int = 240
+    istft_overlap: int = 4
 
     def __post_init__(self) -> None:
         self.ratios = list(self.ratios)
@@ -55,6 +63,11 @@ class CodecConfig:
         if self.sample_rate % self.frame_rate or (self.sample_rate // self.frame_rate) % self.hop_length:
             raise ValueError(f"a frame ({self.sample_rate} / {self.frame_rate} Hz) must be a whole number of "
                              f"SEANet hops ({self.hop_length} samples)")
+        if self.decoder not in ("seanet", "istft"):
+            raise ValueError(f"decoder must be 'seanet' or 'istft', got {self.decoder!r}")
+        if self.decoder == "istft" and (self.hop_length % self.istft_hop or self.istft_overlap < 2):
+            raise ValueError(f"istft_hop ({self.istft_hop}) must divide the SEANet hop ({self.hop_length} samples) "
+                             f"and istft_overlap ({self.istft_overlap}) must be at least 2")
         stride = self.encoder_frame_rate / self.frame_rate
         if stride != int(stride) or stride < 1:
             raise ValueError(f"encoder rate {self.encoder_frame_rate} Hz / frame rate {self.frame_rate} Hz "
@@ -115,6 +128,8 @@ class CodecConfig:
 
     def to_kyutai(self) -> dict[str, Any]:
         """Kyutai's nested Mimi config for the same architecture (for the reference implementation)."""
+        if self.decoder != "seanet":
+            raise ValueError(f"Kyutai's Mimi has a SEANet decoder; this codec's is {self.decoder!r}")
         seanet = dict(channels=self.channels, dimension=self.dimension, causal=True, n_filters=self.n_filters,
                       n_residual_layers=self.n_residual_layers, activation=self.activation, compress=self.compress,
                       dilation_base=self.dilation_base, disable_norm_outer_blocks=0, kernel_size=self.kernel_size,

@@ -2,6 +2,7 @@
 
     encode: wav [B, 1, T] -> SEANet encoder -> transformer -> downsample (x2) -> split RVQ -> codes
     decode: codes -> RVQ decode -> upsample (x2) -> transformer -> SEANet decoder -> wav [B, 1, frames * 1920]
+            (or, with ``decoder: istft``, an inverse-STFT decoder: codec/istft.py)
 
 Batch calls zero-pad the input to whole frames. Inside ``with codec.streaming(B):`` each call
 takes a whole number of frames and continues where the previous call stopped; batch and
@@ -31,6 +32,7 @@ class CodecOutput:
     commitment: torch.Tensor
     semantic: torch.Tensor
     metrics: dict
+from .istft import ISTFTDecoder
 from .seanet import SEANetDecoder, SEANetEncoder
 
 
@@ -62,7 +64,7 @@ class Codec(StreamingContainer):
         super().__init__()
         self.cfg = cfg
         self.encoder = SEANetEncoder(cfg)
-        self.decoder = SEANetDecoder(cfg)
+        self.decoder = ISTFTDecoder(cfg) if cfg.decoder == "istft" else SEANetDecoder(cfg)
         tr = dict(d_model=cfg.transformer_d_model, num_heads=cfg.transformer_num_heads,
                   num_layers=cfg.transformer_num_layers, dim_feedforward=cfg.transformer_dim_feedforward,
                   causal=True, context=cfg.transformer_context, positional_embedding="rope",

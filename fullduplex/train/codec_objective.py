@@ -20,7 +20,9 @@ downsampling as they are; "quantizer" keeps the codebooks and the quantizers' in
 (no EMA update, no dead-code replacement). With both, every input is encoded to exactly the codes
 the initial codec gives it and only the decoding side trains (the quantizers' output projections,
 the upsampling, the decoder transformer and the SEANet decoder): a better decoder for the tokens
-an LM was already trained on.
+an LM was already trained on. With ``init``, ``model`` may name another decoder (``decoder: istft``
+and its ``istft_*`` sizes): the initial codec's weights are kept but the decoder's, which start from
+scratch.
 """
 
 from __future__ import annotations
@@ -93,13 +95,32 @@ def build_codec(c) -> Codec:
     if c.init:
         model = load_codec(None if c.init == "default" else c.init)
         if c.model:
-            raise ValueError("codec.model overrides cannot be combined with codec.init")
+            model = with_new_decoder(model, c.model)
         return model
     if c.preset not in PRESETS:
         raise ValueError(f"codec.preset must be one of {sorted(PRESETS)}, got {c.preset!r}")
     d = PRESETS[c.preset]().to_dict()
     d.update(c.model)
     return Codec(CodecConfig.from_dict(d))
+
+
+def with_new_decoder(model: Codec, overrides: dict) -> Codec:
+    """``model`` with the decoder that ``overrides`` (only ``decoder`` and ``istft_*`` keys) describes:
+    every other weight is kept, the new decoder starts from scratch."""
+    other = sorted(k for k in overrides if k != "decoder" and not k.startswith("istft_"))
+    if other:
+        raise ValueError(f"with codec.init, codec.model may only change the decoder (decoder, istft_*), "
+                         f"not {other}: the rest of the codec is the initial one")
+    d = model.cfg.to_dict()
+    d.update(overrides)
+    new = Codec(CodecConfig.from_dict(d))
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("decoder.")}
+    result = new.load_state_dict(state, strict=False)
+    assert not result.unexpected_keys and all(k.startswith("decoder.") for k in result.missing_keys)
+    for rvq in (new.quantizer.rvq_first, new.quantizer.rvq_rest):
+        for cb in rvq.codebooks():
+            cb.invalidate()
+    return new
 
 
 class CodecObjective(Objective):

@@ -1,8 +1,10 @@
 """`fullduplex codec encode|decode|roundtrip` on the bundled sample, and their errors."""
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fullduplex import audio
 from fullduplex.cli import main
@@ -53,3 +55,15 @@ def test_cli_errors_are_clear_and_exit_2(sample_wav, tmp_path, capsys):
     assert main(["codec", "encode", str(stereo), "-o", str(tmp_path / "m.npz"), "--checkpoint", ck, "--mix"]) == 0
     with np.load(tmp_path / "m.npz") as z:
         assert z["codes"].shape[0] == 1
+
+
+def test_bench_codec_times_our_decoders_against_the_moshi_package(capsys):
+    pytest.importorskip("moshi")
+    assert main(["bench", "codec", "--config", "tiny", "--frames", "2", "--repeats", "1", "--threads", "1", "--json"]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert same["decoder"] == "seanet" and same["max_abs_diff"] < 1e-4  # the same Mimi, the same samples
+    assert main(["bench", "codec", "--config", "tiny", "--decoder", "istft", "--frames", "2", "--repeats", "1",
+                 "--threads", "1", "--json"]) == 0
+    istft = json.loads(capsys.readouterr().out)
+    assert istft["decoder"] == "istft" and "max_abs_diff" not in istft and istft["speedup"] > 0
+    assert istft["parameters"] != same["parameters"]

@@ -6,6 +6,7 @@ import torch
 from fullduplex.codec import load_codec
 from fullduplex.train.codec_data import SpeechCrops
 from fullduplex.train.loop import train
+from fullduplex.train.metrics import read_metrics
 
 from train_helpers import FixedBatch, codec_cfg
 
@@ -48,3 +49,31 @@ def test_freeze_needs_a_trained_codec_and_known_parts(tmp_path, dataset, trained
         train(codec_cfg(tmp_path / "a", dataset, steps=1, **{"codec.freeze": ["encoder"]}))
     with pytest.raises(ValueError, match="unknown parts"):
         train(codec_cfg(tmp_path / "b", dataset, steps=1, **{"codec.init": str(trained), "codec.freeze": ["decodr"]}))
+
+
+def test_a_new_istft_decoder_learns_on_the_frozen_codes(tmp_path, dataset, trained):
+    before = load_codec(trained).eval()
+    cfg = codec_cfg(tmp_path / "istft", dataset, steps=12, log_every=1, ckpt_every=100,
+                    **{"codec.init": str(trained), "codec.freeze": ["encoder", "quantizer"],
+                       "codec.model": {"decoder": "istft", "istft_dim": 32, "istft_blocks": 1},
+                       "codec.adversarial": False, "codec.quantizer_dropout": 0.0,
+                       "codec.no_quantization_rate": 0.0, "codec.commitment_weight": 0.0, "optim.lr": 3e-3})
+    data = FixedBatch(SpeechCrops(dataset, cfg.batch_size, cfg.codec.segment_s, 0))
+    assert train(cfg, data=data)["finished"]
+    losses = [m["loss"] for m in read_metrics(tmp_path / "istft") if "loss" in m]
+    assert losses[-1] < 0.8 * losses[0]
+    after = load_codec(tmp_path / "istft" / "final").eval()
+    assert after.cfg.decoder == "istft" and before.cfg.decoder == "seanet"
+    wav = SpeechCrops(dataset, 2, 1.0, seed=7).batch(0)
+    with torch.no_grad():
+        assert torch.equal(before.encode(wav), after.encode(wav))
+        assert after.decode(after.encode(wav)).shape == wav.shape
+    a, b = before.state_dict(), after.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith(("encoder.", "quantizer.rvq_first.vq.")))
+    assert not any(k.startswith("decoder.model.") for k in b)
+
+
+def test_with_an_initial_codec_only_the_decoder_can_change(tmp_path, dataset, trained):
+    with pytest.raises(ValueError, match="only change the decoder"):
+        train(codec_cfg(tmp_path / "a", dataset, steps=1,
+                        **{"codec.init": str(trained), "codec.model": {"decoder": "istft", "n_q": 4}}))
