@@ -560,6 +560,8 @@ def _add_train(sub) -> None:
     q.add_argument("--clips", type=int, default=20)
     q.add_argument("--seconds", type=float, default=4.0)
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--unquantized", action="store_true",
+                   help="decode the encoder's latent without quantizing it: the autoencoder's own ceiling")
     q.set_defaults(func=_train_eval_codec)
     q = tsub.add_parser("eval-lm", help="teacher-forced loss of an LM checkpoint on shards (a validation loss)")
     q.add_argument("--checkpoint", required=True, help="LM checkpoint or adapter folder (e.g. a run's final/)")
@@ -598,7 +600,8 @@ def _config_path(name: str) -> str:
 def _train_eval_codec(a) -> int:
     from .train.codec_eval import evaluate_codec
 
-    _print_json(evaluate_codec(a.checkpoint, a.data, a.voices, clips=a.clips, seconds=a.seconds, seed=a.seed))
+    _print_json(evaluate_codec(a.checkpoint, a.data, a.voices, clips=a.clips, seconds=a.seconds, seed=a.seed,
+                               unquantized=a.unquantized))
     return 0
 
 

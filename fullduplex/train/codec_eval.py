@@ -40,7 +40,10 @@ def held_out_clips(data: str, voices, clips: int, seconds: float, seed: int, sam
 
 
 @torch.no_grad()
-def evaluate_codec(checkpoint, data: str, voices, clips: int = 20, seconds: float = 4.0, seed: int = 0) -> dict:
+def evaluate_codec(checkpoint, data: str, voices, clips: int = 20, seconds: float = 4.0, seed: int = 0,
+                   unquantized: bool = False) -> dict:
+    """``unquantized``: decode the encoder's latent as it is (the autoencoder's ceiling, what a
+    decoder trained with ``no_quantization_rate`` 1 hears) instead of its codes."""
     from pesq import pesq
     from pystoi import stoi
 
@@ -50,7 +53,7 @@ def evaluate_codec(checkpoint, data: str, voices, clips: int = 20, seconds: floa
     wav = torch.from_numpy(x)[:, None]
     z = codec.encode_latent(wav)
     levels = codec.quantizer.level_profile(z)
-    y = codec.decode(codec.quantizer.encode(z))[..., : wav.shape[-1]]
+    y = (codec.decode_quantized(z) if unquantized else codec.decode(codec.quantizer.encode(z)))[..., : wav.shape[-1]]
     mel = float(MultiScaleMelLoss(sr)(y, wav))
     y = y[:, 0].numpy()
     s, p, sd = [], [], []
@@ -62,7 +65,8 @@ def evaluate_codec(checkpoint, data: str, voices, clips: int = 20, seconds: floa
         except Exception:  # PESQ refuses clips without detectable speech
             pass
         sd.append(si_sdr(ref, est))
-    return {"checkpoint": str(checkpoint) if checkpoint else "bundled", "voices": list(voices), "clips": clips,
+    return {"checkpoint": str(checkpoint) if checkpoint else "bundled", "unquantized": unquantized,
+            "voices": list(voices), "clips": clips,
             "seconds": seconds, "bitrate_kbps": round(codec.frame_rate * codec.num_codebooks
                                                        * np.log2(codec.cardinality) / 1000, 3),
             "stoi": round(float(np.mean(s)), 4), "pesq_wb": round(float(np.mean(p)), 4) if p else None,

@@ -77,3 +77,18 @@ def test_with_an_initial_codec_only_the_decoder_can_change(tmp_path, dataset, tr
     with pytest.raises(ValueError, match="only change the decoder"):
         train(codec_cfg(tmp_path / "a", dataset, steps=1,
                         **{"codec.init": str(trained), "codec.model": {"decoder": "istft", "n_q": 4}}))
+
+
+def test_eval_codec_scores_the_codes_or_the_unquantized_latent(dataset, trained):
+    from fullduplex.train.codec_eval import evaluate_codec
+
+    voice = SpeechCrops(dataset, 2, 1.0, seed=0).voices[0]
+    coded = evaluate_codec(trained, str(dataset), [voice], clips=2, seconds=1.0)
+    latent = evaluate_codec(trained, str(dataset), [voice], clips=2, seconds=1.0, unquantized=True)
+    assert (coded["unquantized"], latent["unquantized"]) == (False, True)
+    for r in (coded, latent):
+        assert 0.0 < r["stoi"] <= 1.0 and r["mel_distance"] > 0
+    assert coded["mel_distance"] != latent["mel_distance"]
+    assert len(coded["codebooks"]["codes_used"]) == load_codec(trained).num_codebooks
+    with pytest.raises(ValueError, match="no channel is spoken by"):
+        evaluate_codec(trained, str(dataset), ["nobody"], clips=1, seconds=1.0)
