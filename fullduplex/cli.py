@@ -561,7 +561,8 @@ def _add_train(sub) -> None:
     q.add_argument("--seconds", type=float, default=4.0)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--unquantized", action="store_true",
-                   help="decode the encoder's latent without quantizing it: the autoencoder's own ceiling")
+                   help="decode the encoder's latent without quantizing it (what a decoder trained with "
+                        "codec.no_quantization_rate > 0 also learns from): the autoencoder's own ceiling")
     q.set_defaults(func=_train_eval_codec)
     q = tsub.add_parser("eval-lm", help="teacher-forced loss of an LM checkpoint on shards (a validation loss)")
     q.add_argument("--checkpoint", required=True, help="LM checkpoint or adapter folder (e.g. a run's final/)")

@@ -42,8 +42,9 @@ def held_out_clips(data: str, voices, clips: int, seconds: float, seed: int, sam
 @torch.no_grad()
 def evaluate_codec(checkpoint, data: str, voices, clips: int = 20, seconds: float = 4.0, seed: int = 0,
                    unquantized: bool = False) -> dict:
-    """``unquantized``: decode the encoder's latent as it is (the autoencoder's ceiling, what a
-    decoder trained with ``no_quantization_rate`` 1 hears) instead of its codes."""
+    """``unquantized``: decode the encoder's latent as it is instead of its codes: the autoencoder's
+    ceiling, for a decoder that learned from such latents (``no_quantization_rate`` > 0); a decoder
+    that only ever saw quantized latents is out of its depth there."""
     from pesq import pesq
     from pystoi import stoi
 
