@@ -5,7 +5,9 @@
 
 With ``max_minutes`` the run is fitted to a wall-clock budget: once its first steps are timed, the
 schedule's total becomes the number of steps that end in time (at most ``steps``), so the learning
-rate still decays to its end; a run that reaches the budget anyway stops there and exports.
+rate still decays to its end. If the warmup ends later, the total is fitted again then, from all the
+steps timed so far (until the decay starts a new total moves no learning rate). A run that reaches
+the budget anyway stops there and exports.
 
 Per step: the objective's batch for that step (this process's share), then for each phase (the
 model; the discriminator for a GAN) forward under autocast, backward, gradient clipping, AdamW
@@ -47,33 +49,38 @@ CALIBRATION_STEPS = 10  # steps a budgeted run times before it sizes its schedul
 class _Budget:
     """``cfg.max_minutes`` for one call of ``train``. After CALIBRATION_STEPS steps of this call (the
     first, with its one-off costs, untimed) the steps that fit what is left of the budget become
-    every schedule's total, once: the schedules' checkpointed state keeps it, so a resumed run ends
-    where the first one planned. Rank 0's clock decides for every process."""
+    every schedule's total; if the warmup is not over yet, again at its end, timed over all the steps
+    since the first (a slow moment while the first steps were timed then no longer shortens the
+    run). The sizing made once the decay has begun is final: the schedules' checkpointed state keeps
+    it, so a resumed run ends where the first one planned. Rank 0's clock decides for every process."""
 
     def __init__(self, cfg: TrainConfig, dist: Dist, clock):
         self.budget_s, self.dist, self.clock = cfg.max_minutes * 60.0, dist, clock
         self.t0, self.t1 = clock(), None  # start of this call, end of its first step
         self.limit = cfg.steps
 
-    def resize(self, step: int, done_here: int, sized: bool) -> tuple[int, float] | None:
-        """(new total, seconds per step) at the calibration step of a schedule not yet sized."""
+    def resize(self, step: int, done_here: int, sized: bool, warmup: int) -> tuple[int, float, bool] | None:
+        """(new total, seconds per step, final) at the calibration step, and at the end of the warmup
+        if that comes later, of a schedule whose size is not final yet."""
         now = self.clock()
         if done_here == 1:
             self.t1 = now
-        if sized or done_here != CALIBRATION_STEPS or self.t1 is None:
+        if sized or self.t1 is None or done_here < CALIBRATION_STEPS:
+            return None
+        if done_here != CALIBRATION_STEPS and step != warmup:
             return None
         step_s = (now - self.t1) / (done_here - 1)
         new = steps_in_budget(step, self.limit, now - self.t0, step_s, self.budget_s)
-        return broadcast_int(new, self.dist), step_s
+        return broadcast_int(new, self.dist), step_s, step >= warmup
 
     def spent(self) -> bool:
         return bool(broadcast_int(int(self.clock() - self.t0 >= self.budget_s), self.dist))
 
 
-def _set_total(scheds: dict, total: int) -> None:
+def _set_total(scheds: dict, total: int, final: bool = True) -> None:
     for s in scheds.values():
         for fn in set(s.lr_lambdas):
-            fn.total, fn.sized = total, True
+            fn.total, fn.sized = total, final
 
 
 def build_objective(cfg: TrainConfig, dist: Dist, data=None) -> Objective:
@@ -240,15 +247,15 @@ def _train(cfg: TrainConfig, dist: Dist, resume: bool, stop_after: int | None, d
         step += 1
         done_here += 1
         if budget is not None:
-            sized = budget.resize(step, done_here, plan.sized)
+            sized = budget.resize(step, done_here, plan.sized, plan.warmup)
             if sized is not None:
                 total = sized[0]
-                _set_total(scheds, total)
+                _set_total(scheds, total, final=sized[2])
                 if bar is not None:
                     bar.total = total
                     bar.refresh()
                 writer.write(step, {}, event="schedule", steps=total, step_s=round(sized[1], 4),
-                             max_minutes=cfg.max_minutes)
+                             max_minutes=cfg.max_minutes, final=sized[2])
             if step < total and budget.spent():
                 total = step  # out of time: this step's checkpoint and the export end the run
                 _set_total(scheds, total)

@@ -22,7 +22,7 @@ class WarmupCosine:
 
     def __init__(self, total: int, warmup: int, min_ratio: float):
         self.total, self.warmup, self.min_ratio = total, warmup, min_ratio
-        self.sized = False  # set once the total has been fitted to a time budget
+        self.sized = False  # set once the total's fit to a time budget is final
 
     def __call__(self, step: int) -> float:
         return lr_factor(step, self.total, self.warmup, self.min_ratio)

@@ -138,12 +138,13 @@ class _Clock:
         return Timed()
 
 
-def _budget_run(tmp_path, shards, name, step_s, **kw):
+def _budget_run(tmp_path, shards, name, step_s, max_minutes=0.5, resume=False, stop_after=None, **over):
     from fullduplex.train.lm_data import ShardWindows
 
-    cfg = lm_cfg(tmp_path / name, shards, steps=1000, max_minutes=0.5, log_every=1, ckpt_every=12)
+    cfg = lm_cfg(tmp_path / name, shards, steps=1000, max_minutes=max_minutes, log_every=1, ckpt_every=12, **over)
     clock = _Clock(step_s)
-    return cfg, train(cfg, data=clock.data(ShardWindows(shards, cfg.batch_size, 0)), clock=clock, **kw)
+    return cfg, train(cfg, resume=resume, stop_after=stop_after,
+                      data=clock.data(ShardWindows(shards, cfg.batch_size, 0)), clock=clock)
 
 
 def test_a_time_budget_sizes_the_schedule_and_a_resume_keeps_it(tmp_path, shards):
@@ -166,6 +167,23 @@ def test_a_time_budget_sizes_the_schedule_and_a_resume_keeps_it(tmp_path, shards
     assert not part["finished"] and part["steps"] == 28
     _, resumed = _budget_run(tmp_path, shards, "part", lambda s: 1.5, resume=True)  # slower, not resized
     assert resumed["step"] == 28 and resumed["loss"] == full["loss"]
+
+
+def test_a_slow_start_is_timed_again_when_the_warmup_ends(tmp_path, shards):
+    from fullduplex.train.schedule import lr_factor
+
+    # 3 s a step while the first 10 are timed, then 1 s: sized to 38 steps at step 10 (84 s left at
+    # 3 s), then at the end of the 20-step warmup to 58 (74 s left at 37 s / 19 steps)
+    cfg, res = _budget_run(tmp_path, shards, "slowstart", lambda s: 3.0 if s < 10 else 1.0,
+                           max_minutes=2.0, **{"optim.warmup_steps": 20})
+    assert res["finished"] and res["step"] == res["steps"] == 58
+    rows = read_metrics(tmp_path / "slowstart")
+    plan = [(m["step"], m["steps"], m["final"]) for m in rows if m.get("event") == "schedule"]
+    assert plan == [(10, 38, False), (20, 58, True)]
+    o, lrs = cfg.optim, [m["model/lr"] for m in rows if "model/lr" in m]
+    assert lrs[:20] == pytest.approx([o.lr * (i + 1) / 20 for i in range(20)], rel=0.01)  # the warmup, unmoved
+    assert lrs[20] == pytest.approx(o.lr, rel=0.01)
+    assert lrs[-1] == pytest.approx(o.lr * lr_factor(57, 58, 20, o.min_lr_ratio), rel=0.01)
 
 
 def test_a_run_that_reaches_its_budget_stops_and_exports(tmp_path, shards):
