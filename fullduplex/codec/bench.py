@@ -10,7 +10,6 @@ are not compared.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import statistics
 import time
@@ -19,7 +18,7 @@ import torch
 
 from .config import PRESETS
 from .model import Codec
-from .weights import randomize_codebooks
+from .weights import randomize_codebooks, with_decoder
 
 
 def _time_once(codec, wav: torch.Tensor, frames: int, frame_size: int) -> tuple[float, torch.Tensor]:
@@ -50,10 +49,7 @@ def bench_codec(config: str = "mimi", frames: int = 25, repeats: int = 5, thread
     randomize_codebooks(ours, seed, wav=wav)  # centroids around the latent, so codes follow the input
     ref = _reference_mimi(cfg, ours) if reference else None
     if decoder != "seanet":
-        mimi = ours
-        ours = Codec(dataclasses.replace(cfg, decoder=decoder)).eval()
-        ours.load_state_dict({k: v for k, v in mimi.state_dict().items() if not k.startswith("decoder.")},
-                             strict=False)
+        ours = with_decoder(ours, {"decoder": decoder})
 
     ours_ms, ref_ms = [], []
     for _ in range(repeats):

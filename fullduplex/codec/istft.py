@@ -6,8 +6,8 @@
 
 Instead of upsampling to the sample rate through transposed convolutions, the network stays at the
 STFT frame rate (100 Hz for a 240-sample hop at 24 kHz) and predicts each frame's spectrum; one
-inverse FFT per frame makes the waveform. It is much cheaper per second of audio, and it learns
-from a mel loss in far fewer steps.
+inverse FFT per frame makes the waveform. It learns from a mel loss in far fewer steps than the
+SEANet decoder (docs/training.md, "Another decoder for the same tokens").
 
 Causality: frame j's window covers output samples [j * hop, j * hop + n_fft), so output sample t is
 final once frame t // hop is in. In streaming, the last n_fft - hop samples of a call's overlap-add

@@ -18,7 +18,9 @@ from torch import nn
 
 from ..nn import ProjectedTransformer, StreamingContainer, StreamingConv1d, StreamingConvTranspose1d
 from .config import CodecConfig
+from .istft import ISTFTDecoder
 from .quantizer import SplitResidualVectorQuantizer
+from .seanet import SEANetDecoder, SEANetEncoder
 
 
 @dataclass
@@ -32,8 +34,6 @@ class CodecOutput:
     commitment: torch.Tensor
     semantic: torch.Tensor
     metrics: dict
-from .istft import ISTFTDecoder
-from .seanet import SEANetDecoder, SEANetEncoder
 
 
 class ConvDownsample1d(nn.Module):

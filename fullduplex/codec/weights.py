@@ -62,10 +62,31 @@ def load_state(model: Codec, state: dict[str, torch.Tensor], source: str = "weig
             f"{source}: weights do not match the codec config; missing keys {missing[:6]}"
             f"{' ...' if len(missing) > 6 else ''}, unexpected keys {unexpected[:6]}"
             f"{' ...' if len(unexpected) > 6 else ''}. Is the config right for these weights?")
+    _invalidate_codebooks(model)
+    return model.eval()
+
+
+def _invalidate_codebooks(model: Codec) -> None:
+    """Drop the codebooks' cached embeddings after their statistics were loaded."""
     for rvq in (model.quantizer.rvq_first, model.quantizer.rvq_rest):
         for cb in rvq.codebooks():
             cb.invalidate()
-    return model.eval()
+
+
+def with_decoder(model: Codec, overrides: dict) -> Codec:
+    """A codec with ``model``'s weights but another decoder, the one ``overrides`` (only ``decoder``
+    and ``istft_*`` keys) describes, which starts from scratch."""
+    other = sorted(k for k in overrides if k != "decoder" and not k.startswith("istft_"))
+    if other:
+        raise ValueError(f"only the decoder (decoder, istft_*) can change on a trained codec, not {other}")
+    d = model.cfg.to_dict()
+    d.update(overrides)
+    new = Codec(CodecConfig.from_dict(d))
+    result = new.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("decoder.")},
+                                 strict=False)
+    assert not result.unexpected_keys and all(k.startswith("decoder.") for k in result.missing_keys)
+    _invalidate_codebooks(new)
+    return new.train(model.training)
 
 
 def load_codec(path: str | Path | None = None, config: CodecConfig | dict | None = None,

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..codec import Codec, load_codec, save_codec
+from ..codec import Codec, load_codec, save_codec, with_decoder
 from ..codec.config import PRESETS, CodecConfig
 from ..codec.discriminator import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses
 from ..codec.losses import MultiScaleMelLoss
@@ -95,32 +95,16 @@ def build_codec(c) -> Codec:
     if c.init:
         model = load_codec(None if c.init == "default" else c.init)
         if c.model:
-            model = with_new_decoder(model, c.model)
+            try:
+                model = with_decoder(model, c.model)
+            except ValueError as e:
+                raise ValueError(f"codec.model with codec.init: {e}; the rest of the codec is the initial one") from e
         return model
     if c.preset not in PRESETS:
         raise ValueError(f"codec.preset must be one of {sorted(PRESETS)}, got {c.preset!r}")
     d = PRESETS[c.preset]().to_dict()
     d.update(c.model)
     return Codec(CodecConfig.from_dict(d))
-
-
-def with_new_decoder(model: Codec, overrides: dict) -> Codec:
-    """``model`` with the decoder that ``overrides`` (only ``decoder`` and ``istft_*`` keys) describes:
-    every other weight is kept, the new decoder starts from scratch."""
-    other = sorted(k for k in overrides if k != "decoder" and not k.startswith("istft_"))
-    if other:
-        raise ValueError(f"with codec.init, codec.model may only change the decoder (decoder, istft_*), "
-                         f"not {other}: the rest of the codec is the initial one")
-    d = model.cfg.to_dict()
-    d.update(overrides)
-    new = Codec(CodecConfig.from_dict(d))
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("decoder.")}
-    result = new.load_state_dict(state, strict=False)
-    assert not result.unexpected_keys and all(k.startswith("decoder.") for k in result.missing_keys)
-    for rvq in (new.quantizer.rvq_first, new.quantizer.rvq_rest):
-        for cb in rvq.codebooks():
-            cb.invalidate()
-    return new
 
 
 class CodecObjective(Objective):
