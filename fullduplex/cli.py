@@ -499,6 +499,17 @@ def _add_eval(sub) -> None:
     q.add_argument("--codebooks", default=None, help="comma-separated codebook counts (default: 1,2,4,...,all)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_eval_codec)
+    q = esub.add_parser("abx", help="word ABX error across and within speakers: how well a codec's tokens "
+                                    "(its semantic codebook, all its codebooks) tell spoken words apart")
+    q.add_argument("--codec", action="append", default=None, metavar="CHECKPOINT",
+                   help="codec checkpoint folder (repeatable; 'bundled' or nothing: the bundled codec)")
+    q.add_argument("--voices", nargs="+", default=None,
+                   help="TTS voices that say the words (default: the codec recipe's held-out voices)")
+    q.add_argument("--words", nargs="+", default=None,
+                   help="the words to tell apart (default: numbers one-twelve, the days, five months)")
+    q.add_argument("--no-whisper", action="store_true", help="leave out the Whisper tiny.en reference row")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_eval_abx)
     q = esub.add_parser("suite", help="only build a scenario suite folder")
     q.add_argument("name", help="quick | full | tiny")
     q.add_argument("--out", required=True)
@@ -530,6 +541,15 @@ def _eval_codec(a) -> int:
         _print_json(res)
     else:
         print(format_table(res))
+    return 0
+
+
+def _eval_abx(a) -> int:
+    from .eval.codec_abx import VOICES, WORDS, evaluate_abx, format_table
+
+    codecs = [None if c in ("bundled", "default") else c for c in (a.codec or ["bundled"])]
+    res = evaluate_abx(codecs, a.voices or VOICES, a.words or WORDS, whisper=not a.no_whisper, progress=not a.json)
+    _print_json(res) if a.json else print(format_table(res))
     return 0
 
 

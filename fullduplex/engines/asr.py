@@ -34,9 +34,10 @@ WHISPER_FEATURE_DIM = 384  # tiny.en encoder width
 WHISPER_FEATURE_HZ = 50.0
 
 
-def encoder_features(clips: np.ndarray, sr: int) -> np.ndarray:
+def encoder_features(clips: np.ndarray, sr: int, frame_rate: float | None = None) -> np.ndarray:
     """Whisper tiny.en encoder states of mono clips [B, T] at ``sr`` (resampled to 16 kHz inside):
-    float32 [B, frames, 384] at 50 Hz, frames = floor(T / sr * 50) rounded down to even.
+    float32 [B, frames, 384] at 50 Hz, frames = floor(T / sr * 50) rounded down to even; with
+    ``frame_rate`` (50 Hz divided by a whole number, e.g. a codec's 12.5 Hz) averaged to that rate.
 
     A frozen speech representation (the codec's semantic distillation target). Clips are encoded as
     they are, without Whisper's padding to 30 s, so each costs time in proportion to its length;
@@ -58,7 +59,12 @@ def encoder_features(clips: np.ndarray, sr: int) -> np.ndarray:
         raise ValueError("clips shorter than 20 ms have no Whisper frame")
     mels = np.stack([model.feature_extractor(c)[:, :n_mel] for c in x]).astype(np.float32)
     out = model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mels)))
-    return np.asarray(out, dtype=np.float32)
+    feats = np.asarray(out, dtype=np.float32)
+    if frame_rate is None:
+        return feats
+    per = round(WHISPER_FEATURE_HZ / frame_rate)
+    n = feats.shape[1] // per
+    return feats[:, : n * per].reshape(feats.shape[0], n, per, -1).mean(axis=2)
 
 
 def transcribe(audio: np.ndarray, sr: int) -> list[Word]:

@@ -64,12 +64,9 @@ class DistilledCodec(nn.Module):
 @torch.no_grad()
 def teacher_targets(wav: torch.Tensor, sample_rate: int, frame_rate: float) -> torch.Tensor:
     """wav [B, 1, T] -> Whisper tiny.en encoder states averaged to the codec's frames [B, frames, 384]."""
-    from ..engines.asr import WHISPER_FEATURE_HZ, encoder_features
+    from ..engines.asr import encoder_features
 
-    feats = torch.from_numpy(encoder_features(wav[:, 0].float().cpu().numpy(), sample_rate))  # [B, T50, 384]
-    per = round(WHISPER_FEATURE_HZ / frame_rate)
-    n = feats.shape[1] // per
-    return feats[:, : n * per].unflatten(1, (n, per)).mean(dim=2)
+    return torch.from_numpy(encoder_features(wav[:, 0].float().cpu().numpy(), sample_rate, frame_rate))
 
 
 def cosine_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
