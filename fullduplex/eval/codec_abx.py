@@ -13,8 +13,8 @@ word; the distance between two tokens is the frame cosine distance averaged alon
 
 Representations, all at the codec's frame rate (12.5 Hz): a log-mel spectrogram averaged per frame
 (no learning: the floor a codec should beat), Whisper tiny.en's encoder states (a speech recognizer
-that attends to the whole sentence, not causal: the ceiling), and for each codec the quantized output of its first (semantic) codebook and of all
-its codebooks.
+that attends to the whole sentence, not causal: the ceiling), and for each codec its encoder's latent before quantization and the quantized output
+of its first (semantic) codebook and of all its codebooks.
 """
 
 from __future__ import annotations
@@ -159,15 +159,17 @@ def log_mel_frames(clip: np.ndarray, sr: int, frame_rate: float, n_mels: int = 8
     return mel[: n * per].reshape(n, per, n_mels).mean(axis=1)
 
 
-def codec_frames(codec, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(first codebook's quantized output, all codebooks' quantized output), each [frames, D]."""
+def codec_frames(codec, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the encoder's latent before quantization, the first codebook's quantized output, all codebooks'
+    quantized output), each [frames, D]."""
     import torch
 
     with torch.no_grad():
-        codes = codec.encode(torch.from_numpy(clip)[None, None])
+        latent = codec.encode_latent(torch.from_numpy(clip)[None, None])
+        codes = codec.quantizer.encode(latent)
         semantic = codec.quantizer.decode(codes[:, :1])
         full = codec.quantizer.decode(codes)
-    return semantic[0].T.numpy(), full[0].T.numpy()
+    return latent[0].T.numpy(), semantic[0].T.numpy(), full[0].T.numpy()
 
 
 def evaluate_abx(codecs: list[str | None], voices=VOICES, words=WORDS, whisper: bool = True,
@@ -194,9 +196,10 @@ def evaluate_abx(codecs: list[str | None], voices=VOICES, words=WORDS, whisper: 
 
         reps["Whisper tiny.en encoder"] = [encoder_features(c[None], sr, rate)[0] for c in clips]
     for name, m in models:
-        pairs = [codec_frames(m, c) for c in clips]
-        reps[f"{name}: codebook 1 (semantic)"] = [p[0] for p in pairs]
-        reps[f"{name}: all {m.num_codebooks} codebooks"] = [p[1] for p in pairs]
+        frames = [codec_frames(m, c) for c in clips]
+        reps[f"{name}: latent before quantization"] = [f[0] for f in frames]
+        reps[f"{name}: codebook 1 (semantic)"] = [f[1] for f in frames]
+        reps[f"{name}: all {m.num_codebooks} codebooks"] = [f[2] for f in frames]
     rows = []
     for name, feats in tqdm(reps.items(), desc="abx", unit="representation", disable=not progress):
         rows.append({"representation": name, **abx_errors(token_distances(feats, tokens, rate), tokens)})

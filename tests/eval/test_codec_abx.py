@@ -59,7 +59,8 @@ def test_eval_abx_command_ranks_a_spectrogram_above_chance(capsys):
     res = json.loads(capsys.readouterr().out)
     rows = {r["representation"]: r for r in res["rows"]}
     assert res["tokens"] == 6 * 3 * 2 and res["voices"] == ["flite-rms", "flite-slt"]
-    assert set(rows) == {"log-mel (no learning)", "bundled: codebook 1 (semantic)", "bundled: all 8 codebooks"}
+    assert set(rows) == {"log-mel (no learning)", "bundled: latent before quantization",
+                         "bundled: codebook 1 (semantic)", "bundled: all 8 codebooks"}
     # a man's and a woman's voice: a plain spectrogram still tells most of these words apart
     assert rows["log-mel (no learning)"]["across"] < 35
     assert rows["log-mel (no learning)"]["within"] < 15
