@@ -53,7 +53,7 @@ def speech(voices, words=WORDS, carriers=CARRIERS, sr: int = 24_000, progress: b
     have = [v for v in voices if v in tts.VOICES and tts.is_installed(tts.VOICES[v])]
     if len(have) < 2:
         raise ValueError(f"ABX across speakers needs two installed voices of {list(voices)}, found "
-                           f"{have}; install the TTS voices (scripts/install.sh) or pass --voices")
+                         f"{have}; install the TTS voices (scripts/install.sh) or pass --voices")
     clips, tokens = [], []
     for v in tqdm(have, desc="abx speech", unit="voice", disable=not progress):
         texts = [c.format(w) for w in words for c in carriers]
