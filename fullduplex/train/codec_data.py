@@ -10,6 +10,9 @@ per speaker as LibriSpeech lays it out): each channel of each file is a source, 
 of the first folder under the root (the file's stem for files at the top), and a crop starts
 anywhere in it, so the files should hold speech with little silence.
 
+A crop starts on a codec frame (a multiple of ``frame_size`` samples), so per-frame targets
+computed for a whole channel (the distillation teacher, train/codec_teacher.py) line up with it.
+
 The crops of step ``s`` depend only on (seed, s): a resumed run reads exactly the data an
 uninterrupted run would have read. That also lets ``workers`` threads read the next steps' crops
 while the model trains on this one (reading 64 crops of 1.92 s takes about 30 ms from mono files
@@ -111,6 +114,7 @@ class SpeechCrops:
         if not self.channels:
             raise ValueError(f"{root}: no speech channels left for training (holdout voices {list(holdout_voices)})")
         self.batch_size, self.seed = batch_size, seed
+        self.frame_size = frame_size
         self.length = max(frame_size, int(round(segment_s * SAMPLE_RATE / frame_size)) * frame_size)
         # a conversation channel weighs its words, a speech file its length
         w = np.array([len(c.word_starts) or c.frames / SAMPLE_RATE for c in self.channels], dtype=np.float64)
@@ -124,7 +128,8 @@ class SpeechCrops:
         return sorted({c.voice for c in self.channels})
 
     def plan(self, step: int) -> list[tuple[int, int]]:
-        """(channel index, start sample) of every crop of the global batch of ``step``."""
+        """(channel index, start sample) of every crop of the global batch of ``step``; a start is
+        a multiple of ``frame_size`` and leaves a whole crop in the channel where it is long enough."""
         rng = np.random.default_rng([self.seed, step])
         idx = rng.choice(len(self.channels), size=self.batch_size, p=self.weights)
         out = []
@@ -132,10 +137,17 @@ class SpeechCrops:
             c = self.channels[int(i)]
             if len(c.word_starts):
                 t = c.word_starts[rng.integers(len(c.word_starts))] - rng.uniform(0.0, 0.3)
-                out.append((int(i), int(t * SAMPLE_RATE)))
+                start = int(t * SAMPLE_RATE)
             else:
-                out.append((int(i), int(rng.integers(max(c.frames - self.length, 0) + 1))))
+                start = int(rng.integers(max(c.frames - self.length, 0) + 1))
+            start = max(0, min(start, c.frames - self.length))
+            out.append((int(i), start // self.frame_size * self.frame_size))
         return out
+
+    def crops(self, step: int, rank: int = 0, world: int = 1) -> list[tuple[Channel, int]]:
+        """(channel, start sample) of this process's crops of ``step``, in the order of its batch."""
+        per = self.batch_size // world
+        return [(self.channels[i], s) for i, s in self.plan(step)[rank * per:(rank + 1) * per]]
 
     def batch(self, step: int, rank: int = 0, world: int = 1) -> torch.Tensor:
         if self.workers <= 0:
@@ -152,7 +164,5 @@ class SpeechCrops:
 
     def read(self, step: int, rank: int = 0, world: int = 1) -> torch.Tensor:
         """The crops of ``batch(step, rank, world)``, read now."""
-        per = self.batch_size // world
-        mine = self.plan(step)[rank * per:(rank + 1) * per]
-        x = np.stack([read_crop(self.channels[i], s, self.length) for i, s in mine])
+        x = np.stack([read_crop(c, s, self.length) for c, s in self.crops(step, rank, world)])
         return torch.from_numpy(x)[:, None]

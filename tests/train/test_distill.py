@@ -5,7 +5,8 @@ import pytest
 from safetensors.torch import load_file
 
 from fullduplex.engines.asr import encoder_features
-from fullduplex.train.codec_data import SpeechCrops
+from fullduplex.train.codec_data import SpeechCrops, read_crop
+from fullduplex.train.codec_teacher import TeacherCache
 from fullduplex.train.loop import train
 from fullduplex.train.metrics import read_metrics
 
@@ -52,15 +53,52 @@ def test_unknown_teacher_is_refused(tmp_path, dataset):
         train(cfg)
 
 
-def test_distilled_run_resumes_exactly(tmp_path, dataset, monkeypatch):
+@pytest.mark.parametrize("context", ["channel", "crop"])
+def test_distilled_run_resumes_exactly(tmp_path, dataset, monkeypatch, context):
     """Loading the teacher inside a run must not change the run's numerics (torch's thread count)."""
     from fullduplex.engines import asr
 
     monkeypatch.setattr(asr, "_MODEL", None)  # the first run loads the teacher at its first batch
     make = lambda out: codec_cfg(out, dataset, steps=6, ckpt_every=3, log_every=1,  # noqa: E731
-                                 **{"codec.distill": "whisper-tiny.en"})
+                                 **{"codec.distill": "whisper-tiny.en", "codec.distill_context": context,
+                                    "codec.distill_cache": str(tmp_path / "cache")})
     train(make(tmp_path / "whole"))
     train(make(tmp_path / "killed"), stop_after=3)
     train(make(tmp_path / "killed"), resume=True)
     whole, killed = ([m["loss"] for m in read_metrics(tmp_path / r) if "loss" in m] for r in ("whole", "killed"))
     assert len(whole) == 6 and whole == killed
+    if context == "channel":  # the states were kept, one file per training channel
+        assert len(list((tmp_path / "cache").rglob("*.npy"))) == len(SpeechCrops(dataset, 2, 0.24, 0).channels)
+
+
+def test_teacher_cache_holds_whole_channel_states(tmp_path, dataset):
+    """A crop's targets are its frames' rows in its whole channel encoded as Whisper pads it
+    (30 s), not the states of the crop encoded alone; the cache is built once and repaired."""
+    crops = SpeechCrops(dataset, 4, 0.96, seed=2)
+    cache = TeacherCache(tmp_path / "cache", dataset, 1920)
+    assert cache.build(crops.channels, progress=False) == len(crops.channels)
+    assert cache.build(crops.channels, progress=False) == 0  # nothing left to encode
+    mine = crops.crops(0)
+    targets = cache.targets(mine, 12).numpy()
+    assert targets.shape == (4, 12, 384)
+    for b, (c, start) in enumerate(mine):
+        assert start % 1920 == 0 and 0 <= start <= c.frames - crops.length
+        whole = np.zeros((1, 30 * 24_000), np.float32)
+        whole[0, :c.frames] = read_crop(c, 0, c.frames)
+        ref = encoder_features(whole, 24_000, 12.5)[0, start // 1920: start // 1920 + 12]
+        np.testing.assert_allclose(targets[b], ref, atol=0.02 * np.abs(ref).max())  # float16 storage
+        alone = encoder_features(crops.batch(0)[b:b + 1, 0].numpy(), 24_000, 12.5)[0]
+        cos = (alone * ref).sum(-1) / np.linalg.norm(alone, axis=-1) / np.linalg.norm(ref, axis=-1)
+        assert cos.mean() < 0.95  # context changes the teacher's states
+    stored = np.load(cache.path(mine[0][0]))
+    assert stored.dtype == np.float16 and stored.shape == (int(np.ceil(mine[0][0].frames / 1920)), 384)
+    cache.path(mine[0][0]).write_bytes(b"truncated")  # a damaged file is encoded again
+    assert TeacherCache(tmp_path / "cache", dataset, 1920).build(crops.channels, progress=False) == 1
+    with pytest.raises(ValueError, match="codec frame"):
+        cache.targets([(mine[0][0], 100)], 12)
+
+
+def test_unknown_distill_context_is_refused(tmp_path, dataset):
+    cfg = codec_cfg(tmp_path / "run", dataset, **{"codec.distill": "whisper-tiny.en", "codec.distill_context": "utterance"})
+    with pytest.raises(ValueError, match="channel"):
+        train(cfg)

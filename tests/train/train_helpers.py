@@ -71,9 +71,13 @@ class FixedBatch:
     def __init__(self, source, step: int = 0):
         self.source, self.step = source, step
         self.voices = getattr(source, "voices", None)
+        self.channels = getattr(source, "channels", None)
 
     def batch(self, step, rank=0, world=1):
         return self.source.batch(self.step, rank, world)
+
+    def crops(self, step, rank=0, world=1):
+        return self.source.crops(self.step, rank, world)
 
 
 __all__ = ["FixedBatch", "codec_cfg", "config_from_dict", "lm_cfg", "make_dataset", "make_shards"]
