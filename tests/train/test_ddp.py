@@ -36,9 +36,14 @@ def test_ddp_two_processes_match_one(tmp_path, dataset, shards, kind):
     # shapes; the totals must agree and only a few assignments (each worth 1 - decay = 0.01) may differ.
     stats = [k for k in a if k.endswith(("cluster_usage", "embedding_sum"))]
     weights = [k for k in a if k not in stats]
-    worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in weights)
-    print(f"{kind}: max |weight difference| 1 vs 2 processes after 3 steps = {worst:.2e}")
-    assert worst < 2e-4
+    diff = torch.cat([(a[k].float() - b[k].float()).abs().flatten() for k in weights])
+    worst, mean = float(diff.max()), float(diff.mean())
+    print(f"{kind}: |weight difference| 1 vs 2 processes after 3 steps: max {worst:.2e}, mean {mean:.2e}")
+    # Codec: a flipped assignment changes a few gradients a little, and Adam turns a small change of a
+    # near-zero gradient into up to a learning-rate-sized step: the worst weight may move by a
+    # fraction of lr x steps, while the weights as a whole agree. Unaveraged gradients would move
+    # most weights by about lr per step (mean ~1e-3).
+    assert worst < (2e-3 if kind == "codec" else 2e-4) and mean < 2e-5
     for k in stats:
         if k.endswith("cluster_usage"):
             assert abs(float(a[k].sum() - b[k].sum())) < 1e-3, k
