@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..data.format import SAMPLE_RATE
+from ..engines.asr import WHISPER_FEATURE_DIM
 from .codec_data import Channel, read_crop
 
 WINDOW_FRAMES = 360        # codec frames per encoded window (28.8 s at 12.5 Hz)
@@ -60,7 +61,7 @@ class TeacherCache:
         if not p.exists():
             return False
         try:
-            return np.load(p, mmap_mode="r").shape == (self.rows(c), _dim())
+            return np.load(p, mmap_mode="r").shape == (self.rows(c), WHISPER_FEATURE_DIM)
         except (ValueError, OSError):
             return False  # a damaged file is encoded again
 
@@ -85,7 +86,7 @@ class TeacherCache:
         win = WINDOW_FRAMES * self.frame_size
         padded = int(WHISPER_WINDOW_S * self.sample_rate)
         rows = self.rows(c)
-        out = np.zeros((rows, _dim()), np.float16)
+        out = np.zeros((rows, WHISPER_FEATURE_DIM), np.float16)
         for k in range(0, rows, WINDOW_FRAMES):
             start = k * self.frame_size
             x = np.zeros((1, padded), np.float32)
@@ -115,7 +116,7 @@ class TeacherCache:
     def targets(self, crops: list[tuple[Channel, int]], frames: int) -> torch.Tensor:
         """float32 [B, frames, 384]: the rows of each (channel, start sample) crop; start is a
         multiple of frame_size. Rows past a channel's end (a crop longer than its channel) are zero."""
-        out = np.zeros((len(crops), frames, _dim()), np.float32)
+        out = np.zeros((len(crops), frames, WHISPER_FEATURE_DIM), np.float32)
         for b, (c, start) in enumerate(crops):
             if start % self.frame_size:
                 raise ValueError(f"crop start {start} is not on a codec frame ({self.frame_size} samples)")
@@ -123,8 +124,3 @@ class TeacherCache:
             out[b, :len(rows)] = rows
         return torch.from_numpy(out)
 
-
-def _dim() -> int:
-    from ..engines.asr import WHISPER_FEATURE_DIM
-
-    return WHISPER_FEATURE_DIM
