@@ -591,6 +591,9 @@ def _add_train(sub) -> None:
     q.add_argument("--batch-size", type=int, default=4)
     q.add_argument("--text-padding-weight", type=float, default=0.5)
     q.add_argument("--first-codebook-weight", type=float, default=100.0)
+    q.add_argument("--listening", action="store_true",
+                   help="score every window again with another window's user stream and report how much the "
+                        "losses rise (0: the model ignores what the user says)")
     q.set_defaults(func=_train_eval_lm)
 
 
@@ -631,7 +634,7 @@ def _train_eval_lm(a) -> int:
 
     _print_json(evaluate_lm(a.checkpoint, a.shards, batch_size=a.batch_size, windows=a.windows,
                             text_padding_weight=a.text_padding_weight,
-                            first_codebook_weight=a.first_codebook_weight))
+                            first_codebook_weight=a.first_codebook_weight, listening=a.listening))
     return 0
 
 

@@ -52,3 +52,30 @@ def test_eval_lm_refuses_shards_of_another_layout(tmp_path, shards):
         save_file({"codes": d["codes"][:, :3].contiguous(), "item": d["item"]}, str(f))
     with pytest.raises(ValueError, match="tokenize with the LM's codec"):
         evaluate_lm(tmp_path / "run" / "final", other, progress=False)
+
+
+def test_eval_lm_listening_scores_each_window_with_another_windows_user(tmp_path, shards):
+    """The mismatched pass is lm_loss on the windows with the user's codebooks rolled by half the
+    windows; "words" is the text loss without PAD/EPAD targets; "listening" is their difference."""
+    from fullduplex.lm import load_checkpoint
+
+    train(lm_cfg(tmp_path / "run", shards, steps=12, ckpt_every=100))
+    res = evaluate_lm(tmp_path / "run" / "final", shards, batch_size=12, text_padding_weight=0.5,
+                      first_codebook_weight=1.0, progress=False, listening=True)
+    model, _ = load_checkpoint(tmp_path / "run" / "final")
+    data = ShardWindows(shards, 1, 0)
+    n = len(data)
+    codes = torch.stack([data.window(i) for i in range(n)]).long()
+    user = model.cfg.audio_offset + model.cfg.dep_q
+    swapped = codes.clone()
+    swapped[:, user:] = codes.roll(-(n // 2), dims=0)[:, user:]
+    with torch.no_grad():
+        ref = lm_loss(model, swapped, model(swapped), 0.5, 1.0)
+        words = lm_loss(model, codes, model(codes), 0.0, 1.0).text
+    assert res["mismatched"]["audio"] == pytest.approx(float(ref.audio), rel=1e-3)
+    assert res["mismatched"]["text"] == pytest.approx(float(ref.text), rel=1e-3)
+    assert res["words"] == pytest.approx(float(words), rel=1e-3) and res["words"] != pytest.approx(res["text"])
+    assert res["listening"]["audio"] == pytest.approx(res["mismatched"]["audio"] - res["audio"], abs=2e-4)
+    assert res["listening"]["audio"] != 0  # the debug model reads the user's tokens
+    with pytest.raises(ValueError, match="at least 2 windows"):
+        evaluate_lm(tmp_path / "run" / "final", shards, windows=1, listening=True, progress=False)
