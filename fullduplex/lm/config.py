@@ -43,6 +43,8 @@ class LMConfig:
     existing_text_padding_id: int = 3     # PAD
     existing_text_end_padding_id: int = 0  # EPAD
     textless: bool = False                # no text stream at all (dGSLM-like); not a Kyutai key
+    user_text_delay: int = 0              # > 0: a head transcribing the user's words this many frames late
+                                          # (a training aid that makes the LM read the user); not a Kyutai key
     # temporal transformer
     dim: int = 128
     num_heads: int = 8
@@ -133,6 +135,9 @@ class LMConfig:
             raise ValueError(f"dep_q={self.dep_q} must be within [0, n_q={self.n_q}]")
         if self.textless and self.dep_q == 0:
             raise ValueError("a textless model needs dep_q > 0 (it has nothing else to predict)")
+        if self.user_text_delay < 0 or (self.user_text_delay and self.textless):
+            raise ValueError(f"user_text_delay={self.user_text_delay}: give frames >= 0, and a model with a text "
+                             "stream (the user's transcript head shares its output layer)")
         sched = self.depformer_weights_per_step_schedule
         if sched is not None and len(sched) != self.dep_q:
             raise ValueError(f"depformer_weights_per_step_schedule has {len(sched)} entries, expected dep_q={self.dep_q}")

@@ -4,6 +4,9 @@ Cross-entropy over the valid positions only (the masks of :class:`LMOutput`), ea
 weighted: text targets equal to PAD or EPAD by ``text_padding_weight``, the first (semantic) audio
 codebook by ``first_codebook_weight``; each part is normalised by the sum of its weights. The total
 is text loss + audio loss. The user's audio streams get no loss.
+
+A model with a user transcript head (``user_text_delay`` > 0) given the user's text stream
+[B, 1, T] adds ``user_text_weight`` x its mean cross-entropy on the user's words (PAD and EPAD left out).
 """
 
 from __future__ import annotations
@@ -31,11 +34,21 @@ class LMLoss:
     total: torch.Tensor
     text: torch.Tensor | None
     audio: torch.Tensor
+    user_text: torch.Tensor | None = None
+
+
+def text_weights(targets: torch.Tensor, mask: torch.Tensor, cfg, text_padding_weight: float) -> torch.Tensor:
+    """Per-position weights of a text stream's loss: 1 for words, ``text_padding_weight`` for PAD/EPAD,
+    0 where ``mask`` is False or the target is the zero token."""
+    w = (mask & (targets != cfg.zero_token_id)).float()
+    is_pad = (targets == cfg.existing_text_padding_id) | (targets == cfg.existing_text_end_padding_id)
+    return torch.where(is_pad, w * text_padding_weight, w)
 
 
 def lm_loss(model: LMModel, codes: torch.Tensor, out: LMOutput, text_padding_weight: float = 0.5,
-            first_codebook_weight: float = 1.0) -> LMLoss:
-    """Loss of ``out = model(codes)`` for codes [B, K, T]."""
+            first_codebook_weight: float = 1.0, user_text: torch.Tensor | None = None,
+            user_text_weight: float = 1.0) -> LMLoss:
+    """Loss of ``out = model(codes)`` for codes [B, K, T] (and the user's text stream [B, 1, T])."""
     c = model.cfg
     a = c.audio_offset
     audio_t = codes[:, a:a + c.dep_q].long()
@@ -45,9 +58,11 @@ def lm_loss(model: LMModel, codes: torch.Tensor, out: LMOutput, text_padding_wei
     text = None
     if out.text_logits is not None:
         text_t = codes[:, :1].long()
-        wt = out.text_mask.float()
-        is_pad = (text_t == c.existing_text_padding_id) | (text_t == c.existing_text_end_padding_id)
-        wt = torch.where(is_pad & out.text_mask, wt * text_padding_weight, wt)
-        text = weighted_cross_entropy(out.text_logits, text_t, wt)
+        text = weighted_cross_entropy(out.text_logits, text_t, text_weights(text_t, out.text_mask, c, text_padding_weight))
     total = audio if text is None else text + audio
-    return LMLoss(total, text, audio)
+    user = None
+    if user_text is not None:
+        logits, targets = model.user_text_logits(out.hidden, user_text)
+        user = F.cross_entropy(logits.float(), targets) if len(targets) else logits.sum() * 0.0
+        total = total + user_text_weight * user
+    return LMLoss(total, text, audio, user)

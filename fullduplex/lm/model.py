@@ -12,6 +12,11 @@ exact zero and gets no loss.
 Parameter names follow Kyutai's checkpoints (``emb.k``, ``text_emb``, ``transformer.layers…``,
 ``out_norm``, ``text_linear``, ``depformer_in.k``, ``depformer_emb.k``, ``depformer_text_emb``,
 ``depformer.layers…``, ``linears.k``), so their safetensors load unchanged.
+
+With ``user_text_delay`` = D > 0 the model also has ``user_text_proj``: the temporal output at step
+t + D, projected and read through ``text_linear``, predicts the user's word token of frame t (the
+user's words in the text-stream layout, from `data tokenize`). Trained as an auxiliary loss it makes
+the temporal transformer transcribe what the user says, D frames late; generation does not use it.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class LMOutput:
     mask: torch.Tensor
     text_logits: torch.Tensor | None
     text_mask: torch.Tensor | None
+    hidden: torch.Tensor | None = None  # [B, T, dim]: the temporal output; step t has read the frames before t
 
 
 class StreamEmbedding(nn.Embedding):
@@ -117,6 +123,7 @@ class LMModel(StreamingContainer):
             kv_repeat=c.kv_repeat)
         self.out_norm = make_norm(c.norm, c.dim)
         self.text_linear = None if c.textless else nn.Linear(c.dim, c.text_card, bias=False)
+        self.user_text_proj = nn.Linear(c.dim, c.dim, bias=False) if c.user_text_delay > 0 else None
         # --- depth side
         n_in = 1
         if c.depformer_multi_linear:
@@ -157,7 +164,9 @@ class LMModel(StreamingContainer):
         for name, p in self.named_parameters():
             if skip_temporal and name.startswith(backbone):
                 continue
-            if name.endswith(".alpha"):
+            if name.startswith("user_text_proj."):  # starts as "the user says what the model would"
+                p.copy_(torch.eye(p.shape[0], dtype=p.dtype))
+            elif name.endswith(".alpha"):
                 p.fill_(1.0)
             elif name.endswith(".scale"):  # layer scale
                 p.fill_(self.cfg.layer_scale if name.startswith("transformer.") else self.cfg.depformer_layer_scale)
@@ -282,7 +291,24 @@ class LMModel(StreamingContainer):
         if text_logits is not None:
             text_logits, text_mask = undelay_streams(text_logits, c.delays[:1])
             text_mask &= codes[:, :1] != c.zero_token_id
-        return LMOutput(logits, mask, text_logits, text_mask)
+        return LMOutput(logits, mask, text_logits, text_mask, hidden=h)
+
+    def user_words(self, user_text: torch.Tensor, T: int) -> torch.Tensor:
+        """The user's text stream [B, 1, >= T - D] -> bool [B, T - D]: the frames t < T - D whose token is a word
+        (not PAD, EPAD or the zero token): the transcript head's targets in a window of T steps."""
+        c = self.cfg
+        u = user_text[:, 0, :max(T - c.user_text_delay, 0)]
+        return (u != c.zero_token_id) & (u != c.existing_text_padding_id) & (u != c.existing_text_end_padding_id)
+
+    def user_text_logits(self, hidden: torch.Tensor, user_text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The transcript head on the user's words: hidden [B, T, dim], the user's text stream [B, 1, T] ->
+        (logits [N, text_card], targets [N]) for the N frames of ``user_words``, frame t read from the
+        temporal output at step t + D."""
+        if self.user_text_proj is None:
+            raise ValueError("this LM has no user transcript head (set user_text_delay > 0 in its config)")
+        words = self.user_words(user_text, hidden.shape[1])
+        h = hidden[:, self.cfg.user_text_delay:][words]
+        return self.text_linear(self.user_text_proj(h)), user_text[:, 0, :words.shape[1]][words].long()
 
 
 def random_lm(cfg: LMConfig, seed: int = 0) -> LMModel:
@@ -297,7 +323,9 @@ def random_lm(cfg: LMConfig, seed: int = 0) -> LMModel:
     model = model.to_empty(device="cpu")
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith(".alpha"):
+            if name.startswith("user_text_proj."):  # starts as "the user says what the model would"
+                p.copy_(torch.eye(p.shape[0], dtype=p.dtype))
+            elif name.endswith(".alpha"):
                 p.fill_(1.0)
             else:
                 p.normal_(0.0, 0.02, generator=g)

@@ -73,6 +73,7 @@ class LMObjectiveConfig:
     model: dict = field(default_factory=dict)  # LMConfig (init=config) or overrides (init=smollm2)
     text_padding_weight: float = 0.5
     first_codebook_weight: float = 1.0
+    user_text_weight: float = 1.0      # weight of the user transcript loss (models with lm.model.user_text_delay > 0)
     lora: bool = False                 # train LoRA adapters on the temporal transformer only
     lora_rank: int = 64
     lora_scaling: float = 2.0

@@ -3,7 +3,8 @@
 The windows are visited epoch by epoch, each epoch in its own random order drawn from (seed,
 epoch); the global batch of step s holds positions [s x B, (s + 1) x B) of that sequence, so the
 data position of a run is its step. Each process reads only its slice; shard files are opened
-lazily and only the rows needed are read.
+lazily and only the rows needed are read. With ``user_text`` each window also brings the user's
+text stream (the shards' ``user_text`` tensor) as one more, last row.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .tokenize import META
 
 
 class ShardWindows:
-    def __init__(self, folder: str | Path, batch_size: int, seed: int):
+    def __init__(self, folder: str | Path, batch_size: int, seed: int, user_text: bool = False):
         self.folder = Path(folder)
         self.files = sorted(self.folder.glob("shard-*.safetensors"))
         if not self.files:
@@ -30,7 +31,12 @@ class ShardWindows:
         for fi, f in enumerate(self.files):
             with safe_open(str(f), framework="pt") as h:
                 n = h.get_slice("codes").get_shape()[0]
+                if user_text and "user_text" not in h.keys():
+                    raise ValueError(f"{f} has no user_text (the user's transcript): rerun `fullduplex data tokenize` "
+                                     f"on the same dataset with --out {self.folder}; it adds the text to finished shards "
+                                     "without encoding the audio again")
             self.index += [(fi, r) for r in range(n)]
+        self.user_text = user_text
         self.batch_size, self.seed = batch_size, seed
         self._handles: dict[int, object] = {}
         self._orders: dict[int, np.ndarray] = {}
@@ -48,13 +54,25 @@ class ShardWindows:
         n = len(self.index)
         return [int(self._order(p // n)[p % n]) for p in range(step * self.batch_size, (step + 1) * self.batch_size)]
 
-    def window(self, i: int) -> torch.Tensor:
-        """Window i (in shard order) as stored: codes [K, T]."""
-        fi, r = self.index[i]
+    def has_user_text(self) -> bool:
+        """Whether every shard file holds the user's text stream."""
+        return all("user_text" in self._handle(fi).keys() for fi in range(len(self.files)))
+
+    def _handle(self, fi: int):
+        """The open safetensors handle of shard file fi."""
         h = self._handles.get(fi)
         if h is None:
             h = self._handles[fi] = safe_open(str(self.files[fi]), framework="pt")
-        return h.get_slice("codes")[r:r + 1][0]
+        return h
+
+    def window(self, i: int) -> torch.Tensor:
+        """Window i (in shard order) as stored: codes [K, T] (with ``user_text``: [K + 1, T])."""
+        fi, r = self.index[i]
+        h = self._handle(fi)
+        codes = h.get_slice("codes")[r:r + 1][0]
+        if self.user_text:
+            codes = torch.cat([codes, h.get_slice("user_text")[r:r + 1].to(codes.dtype)])
+        return codes
 
     def batch(self, step: int, rank: int = 0, world: int = 1) -> torch.Tensor:
         per = self.batch_size // world

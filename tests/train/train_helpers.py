@@ -38,7 +38,8 @@ def make_dataset(root: Path, items: int = 2, seconds: float = 3.0, seed: int = 0
 
 
 def make_shards(folder: Path, windows: int = 12, frames: int = 16, seed: int = 0) -> Path:
-    """Random shards with the layout of `data tokenize` for the lm_debug model (1 text + 2 + 2 codebooks)."""
+    """Random shards with the layout of `data tokenize` for the lm_debug model (1 text + 2 + 2 codebooks,
+    and the user's text)."""
     g = torch.Generator().manual_seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for k in range(2):
@@ -47,7 +48,10 @@ def make_shards(folder: Path, windows: int = 12, frames: int = 16, seed: int = 0
         text[:, :, ::3] = 3  # PAD
         audio = torch.randint(0, 32, (n, 4, frames), generator=g)
         codes = torch.cat([text, audio], 1).to(torch.int32)
-        save_file({"codes": codes, "item": torch.arange(n, dtype=torch.int32)}, str(folder / f"shard-{k:05d}.safetensors"))
+        user = torch.randint(0, 64, (n, frames), generator=g)
+        user[:, 1::2] = 3
+        save_file({"codes": codes, "user_text": user.to(torch.int32), "item": torch.arange(n, dtype=torch.int32)},
+                  str(folder / f"shard-{k:05d}.safetensors"))
     (folder / "tokenize.json").write_text(json.dumps({"num_codebooks": 2, "card": 32, "text_vocab": 64,
                                                       "pad_id": 3, "epad_id": 0}))
     return folder
