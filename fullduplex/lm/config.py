@@ -45,6 +45,7 @@ class LMConfig:
     textless: bool = False                # no text stream at all (dGSLM-like); not a Kyutai key
     user_text_delay: int = 0              # > 0: a head transcribing the user's words this many frames late
                                           # (a training aid that makes the LM read the user); not a Kyutai key
+    user_text_layer: int | None = None    # the temporal layer whose output that head reads (None: the last)
     # temporal transformer
     dim: int = 128
     num_heads: int = 8
@@ -138,6 +139,8 @@ class LMConfig:
         if self.user_text_delay < 0 or (self.user_text_delay and self.textless):
             raise ValueError(f"user_text_delay={self.user_text_delay}: give frames >= 0, and a model with a text "
                              "stream (the user's transcript head shares its output layer)")
+        if self.user_text_layer is not None and not 0 <= self.user_text_layer < self.num_layers:
+            raise ValueError(f"user_text_layer={self.user_text_layer} must be a temporal layer, 0 to {self.num_layers - 1}")
         sched = self.depformer_weights_per_step_schedule
         if sched is not None and len(sched) != self.dep_q:
             raise ValueError(f"depformer_weights_per_step_schedule has {len(sched)} entries, expected dep_q={self.dep_q}")

@@ -14,9 +14,10 @@ Parameter names follow Kyutai's checkpoints (``emb.k``, ``text_emb``, ``transfor
 ``depformer.layers…``, ``linears.k``), so their safetensors load unchanged.
 
 With ``user_text_delay`` = D > 0 the model also has ``user_text_proj``: the temporal output at step
-t + D, projected and read through ``text_linear``, predicts the user's word token of frame t (the
-user's words in the text-stream layout, from `data tokenize`). Trained as an auxiliary loss it makes
-the temporal transformer transcribe what the user says, D frames late; generation does not use it.
+t + D (of layer ``user_text_layer``, normalised by ``out_norm``; by default the last), projected and
+read through ``text_linear``, predicts the user's word token of frame t (the user's words in the
+text-stream layout, from `data tokenize`). Trained as an auxiliary loss it makes the temporal
+transformer transcribe what the user says, D frames late; generation does not use it.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class LMOutput:
     mask: torch.Tensor
     text_logits: torch.Tensor | None
     text_mask: torch.Tensor | None
-    hidden: torch.Tensor | None = None  # [B, T, dim]: the temporal output; step t has read the frames before t
+    hidden: torch.Tensor | None = None  # [B, T, dim]: what the user transcript head reads (step t has read
+                                        # the frames before t); None without the head
 
 
 class StreamEmbedding(nn.Embedding):
@@ -282,7 +284,16 @@ class LMModel(StreamingContainer):
         B, K, T = codes.shape
         initial = self.initial_tokens()
         delayed = torch.cat([initial.expand(B, -1, -1), delay_streams(codes, c.delays, initial[:, :, 0])], dim=2)
-        h, text_logits = self.forward_temporal(delayed[:, :, :-1])
+        heard = {}
+        hook = None
+        if self.user_text_proj is not None and c.user_text_layer is not None:
+            hook = self.transformer.layers[c.user_text_layer].register_forward_hook(
+                lambda _m, _i, out: heard.__setitem__("h", out))
+        try:
+            h, text_logits = self.forward_temporal(delayed[:, :, :-1])
+        finally:
+            if hook is not None:
+                hook.remove()
         a = c.audio_offset
         logits = self.forward_depformer_training(delayed[:, :, 1:], h)
         logits, mask = undelay_streams(logits, c.delays[a:a + c.dep_q])
@@ -291,7 +302,10 @@ class LMModel(StreamingContainer):
         if text_logits is not None:
             text_logits, text_mask = undelay_streams(text_logits, c.delays[:1])
             text_mask &= codes[:, :1] != c.zero_token_id
-        return LMOutput(logits, mask, text_logits, text_mask, hidden=h)
+        hidden = None
+        if self.user_text_proj is not None:
+            hidden = self.out_norm(heard["h"]) if "h" in heard else h
+        return LMOutput(logits, mask, text_logits, text_mask, hidden=hidden)
 
     def user_words(self, user_text: torch.Tensor, T: int) -> torch.Tensor:
         """The user's text stream [B, 1, >= T - D] -> bool [B, T - D]: the frames t < T - D whose token is a word

@@ -41,9 +41,10 @@ def test_tokenize_writes_each_speakers_words_and_adds_the_user_to_old_shards(tmp
     assert torch.equal(again["user_text"], made["user_text"]) and torch.equal(again["codes"], made["codes"])
 
 
-def _head_lm(delay: int = 3):
+def _head_lm(delay: int = 3, layer: int | None = None):
     cfg = LMConfig(dim=32, num_heads=2, num_layers=2, n_q=4, dep_q=2, card=32, text_card=64, delays=[0, 0, 1, 0, 1],
-                   depformer_dim=32, depformer_num_heads=2, depformer_num_layers=1, user_text_delay=delay)
+                   depformer_dim=32, depformer_num_heads=2, depformer_num_layers=1, user_text_delay=delay,
+                   user_text_layer=layer)
     return random_lm(cfg)
 
 
@@ -78,17 +79,22 @@ def test_the_head_reads_the_user_d_steps_late_and_starts_as_the_text_head():
         LMConfig(delays=[0] * 9, user_text_delay=-1)
 
 
-def test_training_with_the_head_learns_the_users_words_and_eval_lm_reports_them(tmp_path, shards):
-    over = {"lm.model.user_text_delay": 2, "steps": 12, "ckpt_every": 100, "log_every": 1}
-    cfg = lm_cfg(tmp_path / "run", shards, **over)
-    train(cfg, data=FixedBatch(ShardWindows(shards, cfg.batch_size, cfg.seed, user_text=True)))
-    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    user = [r["user_text"] for r in log if "user_text" in r]
-    assert len(user) >= 10 and user[-1] < 0.8 * user[0]  # the same batch: the transcript loss falls
-    final = tmp_path / "run" / "final"
-    scored = evaluate_lm(final, shards, windows=6, progress=False, listening=True)
-    assert scored["user_words"] > 0 and "user_words" in scored["listening"]
-    # a model without the head scores the same shards without user_words
-    plain = lm_cfg(tmp_path / "plain", shards, steps=1, ckpt_every=100)
-    train(plain)
-    assert "user_words" not in evaluate_lm(tmp_path / "plain" / "final", shards, windows=2, progress=False)
+def test_the_head_can_read_a_lower_layer():
+    model = _head_lm(layer=0)
+    codes = torch.randint(0, 32, (1, 5, 10))
+    user = torch.randint(5, 64, (1, 1, 10))
+    with torch.no_grad():
+        out = model(codes)
+        before = model.user_text_logits(out.hidden, user)[0]
+        for p in model.transformer.layers[1].parameters():
+            p.add_(0.1)
+        out2 = model(codes)
+    assert torch.equal(model.user_text_logits(out2.hidden, user)[0], before)
+    assert not torch.allclose(out2.text_logits, out.text_logits, rtol=0, atol=1e-6)  # the upper layer changed the text
+    with torch.no_grad():
+        for p in model.transformer.layers[0].parameters():
+            p.add_(0.1)
+        out3 = model(codes)
+    assert not torch.allclose(model.user_text_logits(out3.hidden, user)[0], before, rtol=0, atol=1e-6)  # the lower one reaches it
+    with pytest.raises(ValueError, match="user_text_layer=2 must be a temporal layer"):
+        _head_lm(layer=2)
