@@ -166,9 +166,9 @@ class LMModel(StreamingContainer):
         for name, p in self.named_parameters():
             if skip_temporal and name.startswith(backbone):
                 continue
-            if name.startswith("user_text_proj."):  # starts as "the user says what the model would"
-                p.copy_(torch.eye(p.shape[0], dtype=p.dtype))
-            elif name.endswith(".alpha"):
+            if _init_identity(name, p):
+                continue
+            if name.endswith(".alpha"):
                 p.fill_(1.0)
             elif name.endswith(".scale"):  # layer scale
                 p.fill_(self.cfg.layer_scale if name.startswith("transformer.") else self.cfg.depformer_layer_scale)
@@ -325,6 +325,14 @@ class LMModel(StreamingContainer):
         return self.text_linear(self.user_text_proj(h)), user_text[:, 0, :words.shape[1]][words].long()
 
 
+def _init_identity(name: str, p: torch.Tensor) -> bool:
+    """The user transcript head starts as the identity ("the user says what the model would"); True if p is it."""
+    if not name.startswith("user_text_proj."):
+        return False
+    p.copy_(torch.eye(p.shape[0], dtype=p.dtype))
+    return True
+
+
 def random_lm(cfg: LMConfig, seed: int = 0) -> LMModel:
     """An untrained LM with N(0, 0.02) weights and unit norm scales, for benchmarks and tests.
 
@@ -337,9 +345,9 @@ def random_lm(cfg: LMConfig, seed: int = 0) -> LMModel:
     model = model.to_empty(device="cpu")
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.startswith("user_text_proj."):  # starts as "the user says what the model would"
-                p.copy_(torch.eye(p.shape[0], dtype=p.dtype))
-            elif name.endswith(".alpha"):
+            if _init_identity(name, p):
+                continue
+            if name.endswith(".alpha"):
                 p.fill_(1.0)
             else:
                 p.normal_(0.0, 0.02, generator=g)

@@ -36,9 +36,7 @@ def evaluate_lm(checkpoint, shards, batch_size: int = 4, windows: int | None = N
     model, _ = load_checkpoint(checkpoint)
     data = ShardWindows(shards, batch_size, seed=0)
     k = data.window(0).shape[0]
-    heard = model.user_text_proj is not None and data.has_user_text()
-    if heard:
-        data = ShardWindows(shards, batch_size, seed=0, user_text=True)
+    heard = data.user_text = model.user_text_proj is not None and data.has_user_text()
     if k != 1 + model.cfg.n_q:
         raise ValueError(f"{shards}: the shards hold {k} streams per window, the LM reads {1 + model.cfg.n_q} "
                          "(text + both channels' codebooks): tokenize with the LM's codec")

@@ -98,3 +98,19 @@ def test_the_head_can_read_a_lower_layer():
     assert not torch.allclose(model.user_text_logits(out3.hidden, user)[0], before, rtol=0, atol=1e-6)  # the lower one reaches it
     with pytest.raises(ValueError, match="user_text_layer=2 must be a temporal layer"):
         _head_lm(layer=2)
+
+
+def test_training_with_the_head_learns_the_users_words_and_eval_lm_reports_them(tmp_path, shards):
+    over = {"lm.model.user_text_delay": 2, "steps": 12, "ckpt_every": 100, "log_every": 1}
+    cfg = lm_cfg(tmp_path / "run", shards, **over)
+    train(cfg, data=FixedBatch(ShardWindows(shards, cfg.batch_size, cfg.seed, user_text=True)))
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    user = [r["user_text"] for r in log if "user_text" in r]
+    assert len(user) >= 10 and user[-1] < 0.8 * user[0]  # the same batch: the transcript loss falls
+    final = tmp_path / "run" / "final"
+    scored = evaluate_lm(final, shards, windows=6, progress=False, listening=True)
+    assert scored["user_words"] > 0 and "user_words" in scored["listening"]
+    # a model without the head scores the same shards without user_words
+    plain = lm_cfg(tmp_path / "plain", shards, steps=1, ckpt_every=100)
+    train(plain)
+    assert "user_words" not in evaluate_lm(tmp_path / "plain" / "final", shards, windows=2, progress=False)
