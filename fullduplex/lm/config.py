@@ -32,6 +32,9 @@ UNSUPPORTED = {
 }
 
 
+HEAD_KEYS = ("user_text_delay", "user_text_layer")  # the user transcript head's fields
+
+
 @dataclass
 class LMConfig:
     # streams and vocabularies

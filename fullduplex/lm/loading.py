@@ -144,7 +144,8 @@ def save_lora_checkpoint(model: LMModel, folder: str | Path, *, base: str, rank:
     """Write an adapter folder for ``model`` (which has LoRA layers on ``model.transformer``).
 
     base: ``"smollm2"``, ``"config"`` or the base checkpoint folder (stored relative to ``folder``);
-    base_overrides: the ``smollm2_lm`` overrides (or, for ``"config"``, the LMConfig dict);
+    base_overrides: the ``smollm2_lm`` overrides (or, for ``"config"``, the LMConfig dict; for a checkpoint
+    folder, only the fields of a user transcript head the adapters added to it);
     trained: names of the state tensors that training changed besides the adapters; they are written
     along with every tensor the base cannot rebuild; dtype: float32 | float16 | bfloat16 | int8 for the
     floating tensors of ``lora.safetensors``; base_dtype: ``bf16`` when the frozen backbone was
@@ -254,6 +255,8 @@ def _rebuild_lora(folder: Path, seen: tuple[Path, ...]):
         if not path.is_dir():
             raise FileNotFoundError(f"{folder / LORA_JSON}: the base checkpoint {base!r} is not a folder ({path})")
         model, base_tok = _load(path, "cpu", torch.float32, seen)
+        if overrides.get("user_text_delay") and model.user_text_proj is None:  # the head began on these adapters
+            model.add_user_text_head(overrides["user_text_delay"], overrides.get("user_text_layer"))
     else:
         raise ValueError(f"{folder / LORA_JSON}: base must be 'smollm2', 'config' or a checkpoint folder, got {base!r}")
     ours, theirs = model.cfg.to_dict(), cfg.to_dict()

@@ -22,6 +22,7 @@ transformer transcribe what the user says, D frames late; generation does not us
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -306,6 +307,22 @@ class LMModel(StreamingContainer):
         if self.user_text_proj is not None:
             hidden = self.out_norm(heard["h"]) if "h" in heard else h
         return LMOutput(logits, mask, text_logits, text_mask, hidden=hidden)
+
+    @torch.no_grad()
+    def add_user_text_head(self, delay: int, layer: int | None = None) -> None:
+        """Give a model trained without one a user transcript head, reading temporal layer ``layer``
+        (None: the last) ``delay`` frames late; it starts as the identity, so the model's own outputs
+        are unchanged until it trains."""
+        if self.user_text_proj is not None:
+            raise ValueError("this LM already has a user transcript head")
+        if delay <= 0:
+            raise ValueError(f"user_text_delay={delay}: give the head's delay in frames, > 0")
+        cfg = dataclasses.replace(self.cfg, user_text_delay=delay, user_text_layer=layer)
+        cfg.validate()
+        like = self.depformer_in[0].weight  # outside the text backbone, as the head is
+        self.user_text_proj = nn.Linear(cfg.dim, cfg.dim, bias=False, device=like.device, dtype=like.dtype)
+        _init_identity("user_text_proj.weight", self.user_text_proj.weight)
+        self.cfg = cfg
 
     def user_words(self, user_text: torch.Tensor, T: int) -> torch.Tensor:
         """The user's text stream [B, 1, >= T - D] -> bool [B, T - D]: the frames t < T - D whose token is a word

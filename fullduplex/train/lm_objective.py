@@ -8,7 +8,8 @@ Model initialisation (``lm.init``):
                 or an adapter folder (e.g. the bundled model's ``lm/``): with ``lm.lora`` and its
                 rank, its adapters and trained tensors continue training on the base it names, and
                 the export is again an adapter folder on that base (without ``lm.lora``, the merged
-                model is fine-tuned in full).
+                model is fine-tuned in full). ``lm.model`` may then only add a user transcript head
+                (``user_text_delay``, ``user_text_layer``) to a folder trained without one.
 
 Full fine-tuning trains everything. With ``lm.lora`` the temporal transformer is frozen and LoRA
 adapters are trained on its linear layers (plus, with ``train_embeddings``, everything outside the
@@ -34,7 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..lm.config import LMConfig
+from ..lm.config import HEAD_KEYS, LMConfig
 from ..lm.lora import ADAPTER_SUFFIXES, TEXT_BACKBONE as BACKBONE, LoRALinear, add_lora
 from ..lm.loss import lm_loss, text_weights
 from ..lm.model import LMModel
@@ -71,7 +72,10 @@ def continue_adapters(c):
     folder = Path(c.init)
     info = json.loads((folder / LORA_JSON).read_text())
     built = dict(info.get("base_overrides") or {})
-    differ = sorted(k for k, v in c.model.items() if built.get(k) != v)
+    # a folder trained without a user transcript head may start one (its other fields stay as built)
+    head = ({k: c.model[k] for k in HEAD_KEYS if k in c.model}
+            if c.model.get("user_text_delay") and not built.get("user_text_delay") else {})
+    differ = sorted(k for k, v in c.model.items() if k not in head and built.get(k) != v)
     if differ:
         raise ValueError(f"lm.model sets {differ}, which {folder} built otherwise ({ {k: built.get(k) for k in differ} }); "
                          "an adapter folder keeps its shape: drop those overrides")
@@ -81,6 +85,9 @@ def continue_adapters(c):
     if info.get("base_dtype", "fp32") != c.base_dtype:
         raise ValueError(f"{folder} was trained with base_dtype {info.get('base_dtype')!r}: set lm.base_dtype to it")
     model, tok = load_lora_unmerged(folder)
+    if head:
+        model.add_user_text_head(head["user_text_delay"], head.get("user_text_layer"))
+        built.update(head)
     base = info["base"]
     if base not in ("smollm2", "config"):
         base = str((folder / base).resolve())

@@ -114,3 +114,43 @@ def test_training_with_the_head_learns_the_users_words_and_eval_lm_reports_them(
     plain = lm_cfg(tmp_path / "plain", shards, steps=1, ckpt_every=100)
     train(plain)
     assert "user_words" not in evaluate_lm(tmp_path / "plain" / "final", shards, windows=2, progress=False)
+
+
+def test_an_adapter_folder_trained_without_the_head_can_start_one(tmp_path, shards):
+    """Continuing an adapter folder (the bundled model's kind) with lm.model.user_text_delay adds the head."""
+    from fullduplex.lm import LMModel, load_checkpoint, save_checkpoint
+    from fullduplex.train.config import load_config
+    from train_helpers import CONFIGS
+
+    torch.manual_seed(0)
+    base = save_checkpoint(LMModel(LMConfig.from_dict(load_config(CONFIGS / "lm_debug.yaml").lm.model)),
+                           tmp_path / "base")
+    first = {"lm.lora": True, "lm.lora_rank": 4, "lm.init": str(base), "lm.model": {}}
+    assert train(lm_cfg(tmp_path / "a", shards, steps=2, ckpt_every=2, **first))["finished"]
+    src = tmp_path / "a" / "final"
+    head = {**first, "lm.init": str(src), "lm.model": {"user_text_delay": 2, "user_text_layer": 0}}
+    codes = torch.randint(0, 32, (1, 5, 12), generator=torch.Generator().manual_seed(0))
+    codes[:, 0] %= 64
+
+    def run(folder):
+        model, _ = load_checkpoint(folder)
+        with torch.no_grad():
+            return model, model(codes)
+
+    # no learning: the model is the one it started from, now with an identity head on layer 0
+    assert train(lm_cfg(tmp_path / "same", shards, steps=1, ckpt_every=1, **head, **{"optim.lr": 0.0}))["finished"]
+    (old, a), (new, b) = run(src), run(tmp_path / "same" / "final")
+    assert old.user_text_proj is None and (new.cfg.user_text_delay, new.cfg.user_text_layer) == (2, 0)
+    torch.testing.assert_close(b.logits, a.logits, equal_nan=True)
+    torch.testing.assert_close(b.text_logits, a.text_logits)
+    assert torch.equal(new.user_text_proj.weight, torch.eye(new.cfg.dim))
+    # learning trains the head on the user's words, and the export keeps it
+    assert train(lm_cfg(tmp_path / "more", shards, steps=2, ckpt_every=2, log_every=1, **head))["finished"]
+    log = [json.loads(line) for line in (tmp_path / "more" / "metrics.jsonl").read_text().splitlines()]
+    assert any("user_text" in r for r in log)
+    trained, _ = run(tmp_path / "more" / "final")
+    assert not torch.equal(trained.user_text_proj.weight, torch.eye(new.cfg.dim))
+    # a continued folder that already has the head keeps it as it was built
+    again = {**head, "lm.init": str(tmp_path / "more" / "final"), "lm.model": {"user_text_delay": 3}}
+    with pytest.raises(ValueError, match="keeps its shape"):
+        train(lm_cfg(tmp_path / "bad", shards, steps=1, **again))
