@@ -117,19 +117,11 @@ def test_lm_lora_training_saves_adapters_only(tmp_path, shards):
 
 def test_lm_lora_training_continues_an_adapter_folder(tmp_path, shards):
     """An adapter export (the bundled model's kind) as lm.init: its adapters keep training on its base."""
-    from fullduplex.lm import LMConfig, LMModel, load_checkpoint, save_checkpoint
-    from fullduplex.train.config import load_config
-    from train_helpers import CONFIGS
+    from fullduplex.lm import load_checkpoint
+    from train_helpers import adapter_folder
 
-    torch.manual_seed(0)
-    base = save_checkpoint(LMModel(LMConfig.from_dict(load_config(CONFIGS / "lm_debug.yaml").lm.model)),
-                           tmp_path / "base")
-    first = {"lm.lora": True, "lm.lora_rank": 4, "lm.init": str(base), "lm.model": {}}
-    assert train(lm_cfg(tmp_path / "a", shards, steps=3, ckpt_every=3, **first))["finished"]
-    src = tmp_path / "a" / "final"
+    src, first, codes = adapter_folder(tmp_path, shards)
     go_on = {**first, "lm.init": str(src)}
-    codes = torch.randint(0, 32, (1, 5, 12), generator=torch.Generator().manual_seed(0))
-    codes[:, 0] %= 64
 
     def logits(folder):
         model, _ = load_checkpoint(folder)
@@ -139,7 +131,7 @@ def test_lm_lora_training_continues_an_adapter_folder(tmp_path, shards):
     # no learning: the continued export is the adapter folder it started from, on the same base
     assert train(lm_cfg(tmp_path / "same", shards, steps=1, ckpt_every=1, **go_on, **{"optim.lr": 0.0}))["finished"]
     info = json.loads((tmp_path / "same" / "final" / "lora.json").read_text())
-    assert (tmp_path / "same" / "final" / info["base"]).resolve() == base.resolve()
+    assert (tmp_path / "same" / "final" / info["base"]).resolve() == (tmp_path / "base").resolve()
     torch.testing.assert_close(logits(tmp_path / "same" / "final"), logits(src), equal_nan=True)
     # learning moves the adapters it started from
     assert train(lm_cfg(tmp_path / "more", shards, steps=2, ckpt_every=2, **go_on))["finished"]

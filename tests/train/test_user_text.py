@@ -118,19 +118,11 @@ def test_training_with_the_head_learns_the_users_words_and_eval_lm_reports_them(
 
 def test_an_adapter_folder_trained_without_the_head_can_start_one(tmp_path, shards):
     """Continuing an adapter folder (the bundled model's kind) with lm.model.user_text_delay adds the head."""
-    from fullduplex.lm import LMModel, load_checkpoint, save_checkpoint
-    from fullduplex.train.config import load_config
-    from train_helpers import CONFIGS
+    from fullduplex.lm import load_checkpoint
+    from train_helpers import adapter_folder
 
-    torch.manual_seed(0)
-    base = save_checkpoint(LMModel(LMConfig.from_dict(load_config(CONFIGS / "lm_debug.yaml").lm.model)),
-                           tmp_path / "base")
-    first = {"lm.lora": True, "lm.lora_rank": 4, "lm.init": str(base), "lm.model": {}}
-    assert train(lm_cfg(tmp_path / "a", shards, steps=2, ckpt_every=2, **first))["finished"]
-    src = tmp_path / "a" / "final"
+    src, first, codes = adapter_folder(tmp_path, shards, steps=2)
     head = {**first, "lm.init": str(src), "lm.model": {"user_text_delay": 2, "user_text_layer": 0}}
-    codes = torch.randint(0, 32, (1, 5, 12), generator=torch.Generator().manual_seed(0))
-    codes[:, 0] %= 64
 
     def run(folder):
         model, _ = load_checkpoint(folder)

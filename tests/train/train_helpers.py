@@ -1,4 +1,4 @@
-"""Helpers of the training tests: a fake conversation dataset, random LM shards, debug configs."""
+"""Helpers of the training tests: a fake conversation dataset, random LM shards, debug configs, an adapter folder."""
 
 import json
 from pathlib import Path
@@ -69,6 +69,22 @@ def lm_cfg(out: Path, shards: Path, **over):
     return load_config(CONFIGS / "lm_debug.yaml", d)
 
 
+def adapter_folder(tmp_path: Path, shards: Path, steps: int = 3):
+    """An adapter folder (the bundled model's kind) trained for ``steps`` on a saved debug base:
+    (its final/, the settings that made it, teacher-forcing codes [1, 5, 12] that fit it)."""
+    from fullduplex.lm import LMConfig, LMModel, save_checkpoint
+    from fullduplex.train.loop import train
+
+    torch.manual_seed(0)
+    base = save_checkpoint(LMModel(LMConfig.from_dict(load_config(CONFIGS / "lm_debug.yaml").lm.model)),
+                           tmp_path / "base")
+    first = {"lm.lora": True, "lm.lora_rank": 4, "lm.init": str(base), "lm.model": {}}
+    assert train(lm_cfg(tmp_path / "a", shards, steps=steps, ckpt_every=steps, **first))["finished"]
+    codes = torch.randint(0, 32, (1, 5, 12), generator=torch.Generator().manual_seed(0))
+    codes[:, 0] %= 64
+    return tmp_path / "a" / "final", first, codes
+
+
 class FixedBatch:
     """The same global batch at every step (to check that the loss goes down)."""
 
@@ -84,7 +100,7 @@ class FixedBatch:
         return self.source.crops(self.step, rank, world)
 
 
-__all__ = ["FixedBatch", "codec_cfg", "config_from_dict", "lm_cfg", "make_dataset", "make_shards"]
+__all__ = ["FixedBatch", "adapter_folder", "codec_cfg", "config_from_dict", "lm_cfg", "make_dataset", "make_shards"]
 
 
 def ddp_worker(rank: int, world: int, port: int, cfg_dict: dict, kind: str, source: str) -> None:
