@@ -57,6 +57,12 @@ DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
 MONTHS = ("January February March April May June July August September October November "
           "December").split()
 BACKCHANNELS = ["yeah", "right", "okay", "uh huh", "I see", "sure", "oh wow", "yes"]
+# What a user says before a question and then stops to think: the sentence is not finished, so the
+# pause after it is not the end of the turn, and the listener waits (synth.py draws the pause).
+LEAD_INS = ["Okay, so what I wanted to know is", "Hmm, let me think, my question is",
+            "There is something I keep forgetting, and it is", "One more thing, um, tell me",
+            "So, uh, I was going to ask", "Right, I need your help with something, which is",
+            "You know what, I have been meaning to ask", "Let me see, um, the thing is"]
 
 
 def arithmetic(rng) -> Exchange:
@@ -184,6 +190,15 @@ def exchange(rng, families: tuple[str, ...] | None = None, weights: dict[str, fl
     names = [n for n in (families or weights) if weights[n] > 0]
     p = np.array([weights[n] for n in names], dtype=float)
     return FAMILIES[str(rng.choice(names, p=p / p.sum()))](rng)
+
+
+def with_lead_in(rng, ex: Exchange) -> Exchange:
+    """``ex`` with a lead-in said before its question as a phrase of its own; the question goes on
+    the same sentence. ``extra["lead_in"]`` is the index of the lead-in in ``user``."""
+    q = ex.user[-1]
+    user = [*ex.user[:-1], str(rng.choice(LEAD_INS)), q[0].lower() + q[1:]]
+    return Exchange(ex.family, user, ex.assistant, ex.answer, ex.user_long, ex.interruptible,
+                    {**ex.extra, "lead_in": len(user) - 2})
 
 
 def interruption(rng) -> Exchange:

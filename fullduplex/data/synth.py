@@ -134,6 +134,9 @@ def _plan(rng, target_s: float, cfg: SynthConfig) -> list[content.Exchange]:
         exs.append(content.small_talk(rng))
     while est < target_s:
         exs.append(content.exchange(rng, weights=cfg.weights))
+        if exs[-1].family in content.TASKS and cfg.timing.hesitation_prob > 0 \
+                and rng.random() < cfg.timing.hesitation_prob:
+            exs[-1] = content.with_lead_in(rng, exs[-1])
         if exs[-1].interruptible and rng.random() < cfg.timing.interruption_prob:
             exs[-1].extra["interruption"] = content.interruption(rng)
         est = sum(len(" ".join(e.user + e.assistant).split()) / 3.3 + 0.6 * len(e.user + e.assistant) for e in exs)
@@ -191,8 +194,9 @@ def render_item(index: int, cfg: SynthConfig) -> Item:
     tl = _Timeline()
     other = {ASSISTANT: USER, USER: ASSISTANT}
 
-    def turn(spk, sents, start, family, backchannels=False, interrupt=None):
-        """Place one turn; returns its end time (or, if interrupted, the interrupter's start)."""
+    def turn(spk, sents, start, family, backchannels=False, interrupt=None, hesitation_at=None):
+        """Place one turn; returns its end time (or, if interrupted, the interrupter's start). The
+        speaker hesitates after sentence ``hesitation_at``."""
         t = max(start, tl.busy_until[spk] + 0.1)
         t0 = t
         for k, s in enumerate(sents):
@@ -209,7 +213,12 @@ def render_item(index: int, cfg: SynthConfig) -> Item:
                                   "stop": round(stop, 3), "reaction_s": round(stop - t_int, 3)})
                 return t_int
             t = tl.place(spk, t, audio, ws)
-            if k < len(sents) - 1:
+            if k < len(sents) - 1 and k == hesitation_at:  # mid-sentence: no backchannel either
+                p = tt.hesitation(rng)
+                tl.events.append({"type": "pause", "speaker": spk, "start": round(t, 3), "end": round(t + p, 3),
+                                  "hesitation": True})
+                t += p
+            elif k < len(sents) - 1:
                 p = tt.pause(rng)
                 if backchannels and rng.random() < tt.backchannel_chance(spk == ASSISTANT, dur):
                     bc = str(rng.choice(bcs[other[spk]]))
@@ -234,7 +243,7 @@ def render_item(index: int, cfg: SynthConfig) -> Item:
     for e in exs:
         if prev is not None:
             t += max(tt.fto(rng), -0.5 * last_dur(*prev))
-        t = turn(USER, e.user, t, e.family, backchannels=e.user_long)
+        t = turn(USER, e.user, t, e.family, backchannels=e.user_long, hesitation_at=e.extra.get("lead_in"))
         t_a = t + max(tt.fto(rng, shift), -0.5 * last_dur(USER, e.user))
         inter = e.extra.get("interruption")
         tasks.append({"family": e.family, "question": " ".join(e.user), "answer": e.answer,
@@ -277,6 +286,8 @@ def _init_worker():
 
 
 CONFIG_NAME = "synth.json"
+# timing fields added since a folder may have been made, with the behaviour it was made with
+ADDED_TIMING = {"hesitation_prob": 0.0, "hesitation_s": [0.4, 1.4]}
 
 
 def _check_config(out: Path, cfg: SynthConfig) -> None:
@@ -284,8 +295,10 @@ def _check_config(out: Path, cfg: SynthConfig) -> None:
     path, want = out / CONFIG_NAME, cfg.to_json()
     if path.exists():
         have = json.loads(path.read_text())
+        have["timing"] = {**ADDED_TIMING, **have.get("timing", {})}
         if have != want:
-            diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+            diff = sorted(k for k in set(have) | set(want) if k != "timing" and have.get(k) != want.get(k))
+            diff += [f"timing.{k}" for k in sorted(want["timing"]) if have["timing"].get(k) != want["timing"][k]]
             raise ValueError(f"{out} was synthesized with another config ({', '.join(diff)} differ, see "
                              f"{path}); use a new --out folder, or the same --seed, --timing and --weight")
         return

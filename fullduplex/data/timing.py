@@ -4,6 +4,8 @@
   0-200 ms, ~34 % overlapping transitions (humans: ~40 % of speaker changes overlap, median gap
   ~0.2 s); a hurried user shifts the assistant's replies earlier, a calm one later.
 - within-turn pauses between sentences: log-normal, median 0.45 s; the listener does not take them.
+- hesitations: before some questions the user says a lead-in ("so, uh, I was going to ask") and
+  stops to think, 0.4-1.4 s, mid-sentence; the listener waits for the question.
 - backchannels at the speaker's pauses: onset ~ N(0.12, 0.10) s after the pause starts
   (median onset near the partner's phrase end, mostly -0.5..+0.8 s). Their rate is set per listener,
   per minute of the speaker's speech that a pause follows: the assistant 2.5, about 2 a minute of the
@@ -25,6 +27,8 @@ class TurnTaking:
     fto_max_s: float = 1.2
     pause_median_s: float = 0.45
     pause_sigma: float = 0.35
+    hesitation_prob: float = 0.3             # per question the user asks
+    hesitation_s: tuple[float, float] = (0.4, 1.4)
     backchannel_per_min: float = 2.5         # the assistant's, in the user's long turns (see backchannel_chance)
     user_backchannel_per_min: float = 8.0    # the user's, in the assistant's long turns
     backchannel_onset_mean_s: float = 0.12
@@ -40,6 +44,9 @@ class TurnTaking:
         import numpy as np
 
         return float(min(1.5, self.pause_median_s * np.exp(rng.normal(0, self.pause_sigma))))
+
+    def hesitation(self, rng) -> float:
+        return float(rng.uniform(*self.hesitation_s))
 
     def backchannel_chance(self, listener_is_user: bool, speech_s: float) -> float:
         """Chance of a backchannel at a pause that follows ``speech_s`` seconds of the speaker's

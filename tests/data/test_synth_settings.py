@@ -2,10 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from fullduplex.cli import main
 from fullduplex.data import content
+from fullduplex.data.format import SAMPLE_RATE, USER
 from fullduplex.data.synth import CONFIG_NAME, SynthConfig, render_item, run_synth
 
 
@@ -75,3 +77,44 @@ def test_voices_can_be_chosen_and_a_neural_voice_speaks_the_user(tmp_path, capsy
         SynthConfig.with_settings(assistant_voice="flite-rms", user_voices=["flite-rms"])
     assert main(["data", "synth", "--out", str(tmp_path / "d"), "--hours", "0.01", "--user-voice", "nobody"]) == 2
     assert "known voices" in capsys.readouterr().err
+
+
+def test_a_hesitation_is_a_silent_pause_mid_question_that_the_assistant_waits_out():
+    """With every question led in, each question of the user is a lead-in, 0.4-1.4 s of silence from
+    both speakers, then the rest of the sentence; the reply starts after it. At 0, none is."""
+    only_sums = [f"{f}={1 if f == 'arithmetic' else 0}" for f in content.FAMILIES]
+    cfg = SynthConfig.with_settings(["hesitation_prob=1"], only_sums)
+    cfg.min_item_s = cfg.max_item_s = 20
+    item = render_item(0, cfg)
+    events, sr = item.meta["events"], SAMPLE_RATE
+    pauses = [e for e in events if e["type"] == "pause" and e.get("hesitation")]
+    asks = [e for e in events if e["type"] == "turn" and e["speaker"] == USER and e["family"] == "arithmetic"]
+    replies = [t["reply_start"] for t in item.meta["tasks"] if t["family"] == "arithmetic"]
+    assert len(asks) >= 2 and len(pauses) == len(asks) == len(replies)
+    for p, ask, reply in zip(pauses, asks, replies):
+        assert ask["start"] < p["start"] and p["end"] < ask["end"] < reply + 0.6
+        assert 0.4 <= p["end"] - p["start"] <= 1.4 and reply > p["end"]
+        lead = next(x for x in content.LEAD_INS if ask["text"].startswith(x))
+        assert ask["text"][len(lead) + 1].islower()  # one sentence: the question goes on after the lead-in
+        quiet = item.audio[:, int((p["start"] + 0.03) * sr):int((p["end"] - 0.03) * sr)]
+        assert np.abs(quiet).max() < 1e-3
+        said = [w for w, (s, _), spk in item.alignments if spk == USER and ask["start"] <= s <= ask["end"]]
+        assert len(said) == len(ask["text"].split())
+    cfg0 = SynthConfig.with_settings(["hesitation_prob=0"], only_sums)
+    cfg0.min_item_s = cfg0.max_item_s = 20
+    assert not any(e.get("hesitation") for e in render_item(0, cfg0).meta["events"])
+
+
+def test_a_folder_made_before_hesitations_resumes_only_without_them(tmp_path):
+    out = tmp_path / "ds"
+    small = dict(min_item_s=6, max_item_s=6)
+    run_synth(str(out), hours=6 / 3600, seed=2, cfg=SynthConfig(**small), progress=False)
+    stored = json.loads((out / CONFIG_NAME).read_text())
+    for k in ("hesitation_prob", "hesitation_s"):
+        del stored["timing"][k]
+    (out / CONFIG_NAME).write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match="timing.hesitation_prob"):
+        run_synth(str(out), hours=12 / 3600, seed=2, cfg=SynthConfig(**small), progress=False)
+    old = SynthConfig.with_settings(["hesitation_prob=0"])
+    old.min_item_s = old.max_item_s = 6
+    assert run_synth(str(out), hours=12 / 3600, seed=2, cfg=old, progress=False)["items"] == 2
