@@ -213,14 +213,10 @@ def render_item(index: int, cfg: SynthConfig) -> Item:
                                   "stop": round(stop, 3), "reaction_s": round(stop - t_int, 3)})
                 return t_int
             t = tl.place(spk, t, audio, ws)
-            if k < len(sents) - 1 and k == hesitation_at:  # mid-sentence: no backchannel either
-                p = tt.hesitation(rng)
-                tl.events.append({"type": "pause", "speaker": spk, "start": round(t, 3), "end": round(t + p, 3),
-                                  "hesitation": True})
-                t += p
-            elif k < len(sents) - 1:
-                p = tt.pause(rng)
-                if backchannels and rng.random() < tt.backchannel_chance(spk == ASSISTANT, dur):
+            if k < len(sents) - 1:
+                hesitates = k == hesitation_at  # mid-sentence: the listener does not backchannel either
+                p = tt.hesitation(rng) if hesitates else tt.pause(rng)
+                if backchannels and not hesitates and rng.random() < tt.backchannel_chance(spk == ASSISTANT, dur):
                     bc = str(rng.choice(bcs[other[spk]]))
                     b_audio, b_ws = speech[other[spk]][bc]
                     onset = tt.backchannel_onset(rng)
@@ -228,7 +224,8 @@ def render_item(index: int, cfg: SynthConfig) -> Item:
                     b_end = tl.place(other[spk], t + onset, b_audio, b_ws)
                     tl.events.append({"type": "backchannel", "speaker": other[spk], "start": round(t + onset, 3),
                                       "end": round(b_end, 3), "text": bc})
-                tl.events.append({"type": "pause", "speaker": spk, "start": round(t, 3), "end": round(t + p, 3)})
+                tl.events.append({"type": "pause", "speaker": spk, "start": round(t, 3), "end": round(t + p, 3),
+                                  **({"hesitation": True} if hesitates else {})})
                 t += p
         tl.events.append({"type": "turn", "speaker": spk, "start": round(t0, 3), "end": round(t, 3),
                           "family": family, "text": " ".join(sents)})
