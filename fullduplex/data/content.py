@@ -58,11 +58,28 @@ MONTHS = ("January February March April May June July August September October N
           "December").split()
 BACKCHANNELS = ["yeah", "right", "okay", "uh huh", "I see", "sure", "oh wow", "yes"]
 # What a user says before a question and then stops to think: the sentence is not finished, so the
-# pause after it is not the end of the turn, and the listener waits (synth.py draws the pause).
-LEAD_INS = ["Okay, so what I wanted to know is", "Hmm, let me think, my question is",
-            "There is something I keep forgetting, and it is", "One more thing, um, tell me",
-            "So, uh, I was going to ask", "Right, I need your help with something, which is",
-            "You know what, I have been meaning to ask", "Let me see, um, the thing is"]
+# pause after it is not the end of the turn, and the listener waits (synth.py draws the pause). A
+# lead-in is an opener, sometimes the reason for asking, then a frame that says a question follows:
+# about a thousand phrasings, so that a model learns what an unfinished sentence sounds like rather
+# than a list of them. None of them is one of the evaluation suite's openers.
+LEAD_IN_OPENERS = ["", "So, ", "Okay, so ", "Hmm, ", "Um, ", "Right, ", "Well, uh, ", "Oh, and ",
+                   "Alright, ", "Now, "]
+LEAD_IN_REASONS = ["I was looking at my notes this morning, and ", "this came up at work today, so ",
+                   "my friend and I were arguing about this, and ", "I was reading something last night, and ",
+                   "while I remember, ", "before we move on, ", "a colleague mentioned this, and ",
+                   "I saw something on the news, so "]
+LEAD_IN_FRAMES = ["what I wanted to know is", "my question is", "I was going to ask",
+                  "I have been meaning to ask", "I need your help with something, which is", "the thing is",
+                  "let me think, my question is", "I was wondering", "could you help me with",
+                  "I keep forgetting", "I would like to find out", "here is what I need to know,"]
+
+
+def lead_in(rng) -> str:
+    """One lead-in: an opener, a reason half of the time, and a frame, e.g. "Hmm, while I remember, I
+    was wondering"."""
+    text = str(rng.choice(LEAD_IN_OPENERS)) + (str(rng.choice(LEAD_IN_REASONS)) if rng.random() < 0.5 else "") \
+        + str(rng.choice(LEAD_IN_FRAMES))
+    return text[0].upper() + text[1:]
 
 
 def arithmetic(rng) -> Exchange:
@@ -196,7 +213,7 @@ def with_lead_in(rng, ex: Exchange) -> Exchange:
     """``ex`` with a lead-in said before its question as a phrase of its own; the question goes on
     the same sentence. ``extra["lead_in"]`` is the index of the lead-in in ``user``."""
     q = ex.user[-1]
-    user = [*ex.user[:-1], str(rng.choice(LEAD_INS)), q[0].lower() + q[1:]]
+    user = [*ex.user[:-1], lead_in(rng), q[0].lower() + q[1:]]
     return Exchange(ex.family, user, ex.assistant, ex.answer, ex.user_long, ex.interruptible,
                     {**ex.extra, "lead_in": len(user) - 2})
 

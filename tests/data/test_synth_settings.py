@@ -94,8 +94,8 @@ def test_a_hesitation_is_a_silent_pause_mid_question_that_the_assistant_waits_ou
     for p, ask, reply in zip(pauses, asks, replies):
         assert ask["start"] < p["start"] and p["end"] < ask["end"] < reply + 0.6
         assert 0.4 <= p["end"] - p["start"] <= 1.4 and reply > p["end"]
-        lead = next(x for x in content.LEAD_INS if ask["text"].startswith(x))
-        assert ask["text"][len(lead) + 1].islower()  # one sentence: the question goes on after the lead-in
+        end = max(ask["text"].find(f) + len(f) for f in content.LEAD_IN_FRAMES if f in ask["text"])
+        assert ask["text"][end + 1].islower()  # one sentence: the question goes on after the lead-in
         quiet = item.audio[:, int((p["start"] + 0.03) * sr):int((p["end"] - 0.03) * sr)]
         assert np.abs(quiet).max() < 1e-3
         said = [w for w, (s, _), spk in item.alignments if spk == USER and ask["start"] <= s <= ask["end"]]
@@ -103,6 +103,16 @@ def test_a_hesitation_is_a_silent_pause_mid_question_that_the_assistant_waits_ou
     cfg0 = SynthConfig.with_settings(["hesitation_prob=0"], only_sums)
     cfg0.min_item_s = cfg0.max_item_s = 20
     assert not any(e.get("hesitation") for e in render_item(0, cfg0).meta["events"])
+
+
+def test_lead_ins_are_many_phrasings_and_none_is_the_suites():
+    from fullduplex.eval.scenarios import PAUSE_OPENERS
+
+    rng = np.random.default_rng(0)
+    drawn = {content.lead_in(rng) for _ in range(2000)}
+    assert len(drawn) > 300 and all(d[0].isupper() for d in drawn)
+    assert not drawn & set(PAUSE_OPENERS)
+    assert not any(d.endswith(("ask you", "tell me", "it is", "you know")) for d in drawn)
 
 
 def test_a_folder_made_before_hesitations_resumes_only_without_them(tmp_path):
