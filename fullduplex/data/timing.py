@@ -4,7 +4,7 @@
   0-200 ms, ~34 % overlapping transitions (humans: ~40 % of speaker changes overlap, median gap
   ~0.2 s); a hurried user shifts the assistant's replies earlier, a calm one later.
 - within-turn pauses between sentences: log-normal, median 0.45 s; the listener does not take them.
-- hesitations: before some questions the user says a lead-in ("so, uh, I was going to ask") and
+- hesitations: before some questions the user says a lead-in ("hmm, I was going to ask") and
   stops to think, 0.4-1.4 s, mid-sentence; the listener waits for the question.
 - backchannels at the speaker's pauses: onset ~ N(0.12, 0.10) s after the pause starts
   (median onset near the partner's phrase end, mostly -0.5..+0.8 s). Their rate is set per listener,
