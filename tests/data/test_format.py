@@ -48,16 +48,19 @@ def test_deterministic_per_seed():
 
 
 def test_interruption_and_backchannel_events():
-    """Across a few items, the timing model produces backchannels and interruptions where the
-    assistant stops within a few hundred ms."""
-    cfg = SynthConfig(min_item_s=60, max_item_s=60)
+    """Across a few items with stories (the turns a user cuts into), the timing model produces
+    backchannels and interruptions where the assistant stops within a few hundred ms."""
+    cfg = SynthConfig.with_settings([], ["story=3"])
+    cfg.min_item_s = cfg.max_item_s = 60
     kinds, reactions = set(), []
-    for k in range(4):
+    for k in range(6):
         for ev in render_item(k, cfg).meta["events"]:
             kinds.add(ev["type"])
             if ev["type"] == "interruption":
                 reactions.append(ev["reaction_s"])
-    assert {"backchannel", "interruption", "pause"} <= kinds
+        if {"backchannel", "interruption"} <= kinds:
+            break
+    assert {"backchannel", "interruption", "pause"} <= kinds and reactions
     assert all(0.1 <= r <= 0.45 for r in reactions)
 
 
