@@ -594,6 +594,12 @@ def _add_train(sub) -> None:
     q.add_argument("--listening", action="store_true",
                    help="score every window again with another window's user stream and report how much the "
                         "losses rise (0: the model ignores what the user says)")
+    q.add_argument("--padding-bonus", type=float, default=0.0,
+                   help="with floor labels in the shards: the PAD bonus of the text sampling the turn-taking "
+                        "report assumes (as a packed model's sampling.padding_bonus)")
+    q.add_argument("--temp-text", type=float, default=None,
+                   help="text sampling temperature of that report (default: the runtime's)")
+    q.add_argument("--top-k-text", type=int, default=None, help="text sampling top-k of that report (default: the runtime's)")
     q.set_defaults(func=_train_eval_lm)
 
 
@@ -632,9 +638,11 @@ def _train_eval_codec(a) -> int:
 def _train_eval_lm(a) -> int:
     from .train.lm_eval import evaluate_lm
 
+    sampling = {k: v for k, v in {"temp_text": a.temp_text, "top_k_text": a.top_k_text}.items() if v is not None}
     _print_json(evaluate_lm(a.checkpoint, a.shards, batch_size=a.batch_size, windows=a.windows,
                             text_padding_weight=a.text_padding_weight,
-                            first_codebook_weight=a.first_codebook_weight, listening=a.listening))
+                            first_codebook_weight=a.first_codebook_weight, listening=a.listening,
+                            padding_bonus=a.padding_bonus, **sampling))
     return 0
 
 

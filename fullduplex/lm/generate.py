@@ -147,6 +147,18 @@ def sample_token(logits: torch.Tensor, use_sampling: bool, temp: float, top_k: i
     return (choice if idx is None else idx.gather(-1, choice))[:, 0]
 
 
+def sampling_probs(logits: torch.Tensor, temp: float, top_k: int) -> torch.Tensor:
+    """logits [..., V] -> the distribution ``sample_token`` draws from [..., V]: softmax(logits / temp)
+    renormalised over the top_k most likely (0 = all); one-hot on the argmax when temp <= 0."""
+    if temp <= 0:
+        return F.one_hot(logits.argmax(dim=-1), logits.shape[-1]).float()
+    probs = torch.softmax(logits.float() / temp, dim=-1)
+    if 0 < top_k < probs.shape[-1]:
+        kth = torch.topk(probs, top_k, dim=-1).values[..., -1:]
+        probs = torch.where(probs >= kth, probs, torch.zeros_like(probs))
+    return probs / probs.sum(dim=-1, keepdim=True)
+
+
 MAX_PADDING_BONUS = 10.0
 
 

@@ -3,7 +3,8 @@
 Cross-entropy over the valid positions only (the masks of :class:`LMOutput`), each position
 weighted: text targets equal to PAD or EPAD by ``text_padding_weight``, the first (semantic) audio
 codebook by ``first_codebook_weight``; each part is normalised by the sum of its weights. The total
-is text loss + audio loss. The user's audio streams get no loss.
+is text loss + audio loss. The user's audio streams get no loss. Per-frame ``text_frame_weights``
+[B, 1, T] scale the text positions further (training weights the frames where the user hesitates).
 
 A model with a user transcript head (``user_text_delay`` > 0) given the user's text stream
 [B, 1, T] adds ``user_text_weight`` x its mean cross-entropy on the user's words (PAD and EPAD left out).
@@ -37,17 +38,19 @@ class LMLoss:
     user_text: torch.Tensor | None = None
 
 
-def text_weights(targets: torch.Tensor, mask: torch.Tensor, cfg, text_padding_weight: float) -> torch.Tensor:
+def text_weights(targets: torch.Tensor, mask: torch.Tensor, cfg, text_padding_weight: float,
+                 frame_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Per-position weights of a text stream's loss: 1 for words, ``text_padding_weight`` for PAD/EPAD,
-    0 where ``mask`` is False or the target is the zero token."""
+    0 where ``mask`` is False or the target is the zero token; times ``frame_weights`` if given."""
     w = (mask & (targets != cfg.zero_token_id)).float()
     is_pad = (targets == cfg.existing_text_padding_id) | (targets == cfg.existing_text_end_padding_id)
-    return torch.where(is_pad, w * text_padding_weight, w)
+    w = torch.where(is_pad, w * text_padding_weight, w)
+    return w if frame_weights is None else w * frame_weights
 
 
 def lm_loss(model: LMModel, codes: torch.Tensor, out: LMOutput, text_padding_weight: float = 0.5,
             first_codebook_weight: float = 1.0, user_text: torch.Tensor | None = None,
-            user_text_weight: float = 1.0) -> LMLoss:
+            user_text_weight: float = 1.0, text_frame_weights: torch.Tensor | None = None) -> LMLoss:
     """Loss of ``out = model(codes)`` for codes [B, K, T] (and the user's text stream [B, 1, T])."""
     c = model.cfg
     a = c.audio_offset
@@ -58,7 +61,8 @@ def lm_loss(model: LMModel, codes: torch.Tensor, out: LMOutput, text_padding_wei
     text = None
     if out.text_logits is not None:
         text_t = codes[:, :1].long()
-        text = weighted_cross_entropy(out.text_logits, text_t, text_weights(text_t, out.text_mask, c, text_padding_weight))
+        text = weighted_cross_entropy(out.text_logits, text_t,
+                                      text_weights(text_t, out.text_mask, c, text_padding_weight, text_frame_weights))
     total = audio if text is None else text + audio
     user = None
     if user_text is not None:

@@ -4,7 +4,8 @@ The windows are visited epoch by epoch, each epoch in its own random order drawn
 epoch); the global batch of step s holds positions [s x B, (s + 1) x B) of that sequence, so the
 data position of a run is its step. Each process reads only its slice; shard files are opened
 lazily and only the rows needed are read. With ``user_text`` each window also brings the user's
-text stream (the shards' ``user_text`` tensor) as one more, last row.
+text stream (the shards' ``user_text`` tensor) as one more row, and with ``floor`` its floor labels
+(tokenize.py ``floor_labels``) as one more, last row; ``split_rows`` takes them apart again.
 """
 
 from __future__ import annotations
@@ -18,9 +19,23 @@ from safetensors import safe_open
 
 from .tokenize import META
 
+RERUN = ("rerun `fullduplex data tokenize` on the same dataset with --out {folder}; it adds it to finished "
+         "shards without encoding the audio again")
+
+
+def split_rows(batch: torch.Tensor, user_text: bool, floor: bool
+               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """[B, K (+1) (+1), T] as ShardWindows stacks it -> (codes [B, K, T], user text [B, 1, T] or None,
+    floor labels [B, 1, T] or None)."""
+    fl = batch[:, -1:] if floor else None
+    if floor:
+        batch = batch[:, :-1]
+    ut = batch[:, -1:] if user_text else None
+    return (batch[:, :-1] if user_text else batch), ut, fl
+
 
 class ShardWindows:
-    def __init__(self, folder: str | Path, batch_size: int, seed: int, user_text: bool = False):
+    def __init__(self, folder: str | Path, batch_size: int, seed: int, user_text: bool = False, floor: bool = False):
         self.folder = Path(folder)
         self.files = sorted(self.folder.glob("shard-*.safetensors"))
         if not self.files:
@@ -32,11 +47,12 @@ class ShardWindows:
             with safe_open(str(f), framework="pt") as h:
                 n = h.get_slice("codes").get_shape()[0]
                 if user_text and "user_text" not in h.keys():
-                    raise ValueError(f"{f} has no user_text (the user's transcript): rerun `fullduplex data tokenize` "
-                                     f"on the same dataset with --out {self.folder}; it adds the text to finished shards "
-                                     "without encoding the audio again")
+                    raise ValueError(f"{f} has no user_text (the user's transcript): " + RERUN.format(folder=self.folder))
+                if floor and "floor" not in h.keys():
+                    raise ValueError(f"{f} has no floor labels (where the user hesitates and where a turn ends): "
+                                     + RERUN.format(folder=self.folder))
             self.index += [(fi, r) for r in range(n)]
-        self.user_text = user_text
+        self.user_text, self.floor = user_text, floor
         self.batch_size, self.seed = batch_size, seed
         self._handles: dict[int, object] = {}
         self._orders: dict[int, np.ndarray] = {}
@@ -54,9 +70,9 @@ class ShardWindows:
         n = len(self.index)
         return [int(self._order(p // n)[p % n]) for p in range(step * self.batch_size, (step + 1) * self.batch_size)]
 
-    def has_user_text(self) -> bool:
-        """Whether every shard file holds the user's text stream."""
-        return all("user_text" in self._handle(fi).keys() for fi in range(len(self.files)))
+    def has(self, name: str) -> bool:
+        """Whether every shard file holds the per-window tensor ``name`` (user_text, floor)."""
+        return all(name in self._handle(fi).keys() for fi in range(len(self.files)))
 
     def _handle(self, fi: int):
         """The open safetensors handle of shard file fi."""
@@ -66,13 +82,15 @@ class ShardWindows:
         return h
 
     def window(self, i: int) -> torch.Tensor:
-        """Window i (in shard order) as stored: codes [K, T] (with ``user_text``: [K + 1, T])."""
+        """Window i (in shard order) as stored: codes [K, T], then the user's text and the floor labels
+        as one row each when asked for ([K (+1) (+1), T])."""
         fi, r = self.index[i]
         h = self._handle(fi)
-        codes = h.get_slice("codes")[r:r + 1][0]
-        if self.user_text:
-            codes = torch.cat([codes, h.get_slice("user_text")[r:r + 1].to(codes.dtype)])
-        return codes
+        rows = [h.get_slice("codes")[r:r + 1][0]]
+        for name, wanted in (("user_text", self.user_text), ("floor", self.floor)):
+            if wanted:
+                rows.append(h.get_slice(name)[r:r + 1].to(rows[0].dtype))
+        return torch.cat(rows)
 
     def batch(self, step: int, rank: int = 0, world: int = 1) -> torch.Tensor:
         per = self.batch_size // world

@@ -14,6 +14,19 @@ user's stream scores 0.
 
 A model with a user transcript head, scored on shards with ``user_text``, also reports
 ``user_words``: its loss transcribing the user's words (PAD and EPAD left out).
+
+On shards with floor labels (tokenize.py ``floor_labels``) ``floor`` reports the turn-taking the text
+stream implies, from each frame's hazard h = 1 - P(PAD) under the text sampling of generation
+(``padding_bonus`` added to the PAD logit, then ``temp_text`` and ``top_k_text``; the runtime's defaults
+unless given): the chance that the model starts a word there.
+
+  ``pause_taken``    mean over the user's hesitation pauses of 1 - prod(1 - h) over the pause's frames: the
+                     chance of taking the floor from a user who has not finished (the suite's M4, teacher-forced);
+  ``reply_on_time``  mean over the user's turn ends of 1 - prod(1 - h) from the end of the turn to the frame
+                     where the reference reply begins, inclusive: the chance of having answered by then;
+  ``hold_hazard``, ``turn_end_hazard``  the mean h over those frames.
+
+Spans that begin at a window's first frame (no context) or reach its end are left out.
 """
 
 from __future__ import annotations
@@ -21,22 +34,26 @@ from __future__ import annotations
 import torch
 from tqdm import tqdm
 
+from ..lm.generate import DEFAULT_SAMPLING, sampling_probs
 from ..lm.loading import load_checkpoint
 from ..lm.loss import lm_loss
-from .lm_data import ShardWindows
+from .lm_data import ShardWindows, split_rows
+from .tokenize import HOLD, TAKE
 
 
 @torch.no_grad()
 def evaluate_lm(checkpoint, shards, batch_size: int = 4, windows: int | None = None,
                 text_padding_weight: float = 0.5, first_codebook_weight: float = 100.0,
-                progress: bool = True, listening: bool = False) -> dict:
+                progress: bool = True, listening: bool = False, temp_text: float = DEFAULT_SAMPLING["temp_text"],
+                top_k_text: int = DEFAULT_SAMPLING["top_k_text"], padding_bonus: float = 0.0) -> dict:
     """{"loss", "text", "audio", "words", "windows", ...}: means over the windows (each batch weighted by
     its size); with ``listening`` also "mismatched" (the same losses with another window's user) and
     "listening" (mismatched minus matched)."""
     model, _ = load_checkpoint(checkpoint)
     data = ShardWindows(shards, batch_size, seed=0)
     k = data.window(0).shape[0]
-    heard = data.user_text = model.user_text_proj is not None and data.has_user_text()
+    heard = data.user_text = model.user_text_proj is not None and data.has("user_text")
+    data.floor = data.has("floor")
     if k != 1 + model.cfg.n_q:
         raise ValueError(f"{shards}: the shards hold {k} streams per window, the LM reads {1 + model.cfg.n_q} "
                          "(text + both channels' codebooks): tokenize with the LM's codec")
@@ -46,31 +63,61 @@ def evaluate_lm(checkpoint, shards, batch_size: int = 4, windows: int | None = N
     user = model.cfg.audio_offset + model.cfg.dep_q  # first row of the user's codebooks
     sums = {"loss": 0.0, "text": 0.0, "audio": 0.0, "words": 0.0, **({"user_words": 0.0} if heard else {})}
     swapped = dict.fromkeys(sums, 0.0)
+    spans: dict[str, list[float]] = {"hold": [], "take": [], "hold_h": [], "take_h": []}
     for start in tqdm(range(0, n, batch_size), desc="eval-lm", unit="batch", disable=not progress):
         idx = range(start, min(start + batch_size, n))
-        codes = torch.stack([data.window(i) for i in idx]).long()
-        _accumulate(sums, model, codes, len(idx), text_padding_weight, first_codebook_weight)
+        codes, user_text, floor = split_rows(torch.stack([data.window(i) for i in idx]).long(), heard, data.floor)
+        out = _accumulate(sums, model, codes, user_text, len(idx), text_padding_weight, first_codebook_weight)
+        if floor is not None and out.text_logits is not None:
+            pad = model.cfg.existing_text_padding_id
+            logits = out.text_logits[:, 0].float()
+            logits[..., pad] += padding_bonus
+            hazard = 1 - sampling_probs(logits, temp_text, top_k_text)[..., pad]
+            for h, lab in zip(hazard, floor[:, 0]):
+                floor_spans(h, lab, spans)
         if listening:
             other = torch.stack([data.window((i + n // 2) % n) for i in idx]).long()
             codes[:, user:1 + model.cfg.n_q] = other[:, user:1 + model.cfg.n_q]
-            _accumulate(swapped, model, codes, len(idx), text_padding_weight, first_codebook_weight)
+            _accumulate(swapped, model, codes, user_text, len(idx), text_padding_weight, first_codebook_weight)
     res = {"checkpoint": str(checkpoint), "shards": str(shards), "windows": n,
            "frames_per_window": int(data.window(0).shape[-1]),
            **{key: round(v / n, 4) for key, v in sums.items()},
            "text_padding_weight": text_padding_weight, "first_codebook_weight": first_codebook_weight}
+    if spans["hold"] or spans["take"]:
+        res["floor"] = {"hold_pauses": len(spans["hold"]), "pause_taken": _mean(spans["hold"]),
+                        "hold_hazard": _mean(spans["hold_h"]), "turn_ends": len(spans["take"]),
+                        "reply_on_time": _mean(spans["take"]), "turn_end_hazard": _mean(spans["take_h"]),
+                        "sampling": {"temp_text": temp_text, "top_k_text": top_k_text, "padding_bonus": padding_bonus}}
     if listening:
         res["mismatched"] = {key: round(v / n, 4) for key, v in swapped.items()}
         res["listening"] = {key: round((swapped[key] - sums[key]) / n, 4) for key in sums}
     return res
 
 
-def _accumulate(sums: dict, model, codes: torch.Tensor, weight: int, text_padding_weight: float,
-                first_codebook_weight: float) -> None:
+def _mean(xs: list[float]) -> float | None:
+    return round(sum(xs) / len(xs), 4) if xs else None
+
+
+def floor_spans(hazard: torch.Tensor, labels: torch.Tensor, spans: dict) -> None:
+    """One window's hazard [T] and floor labels [T] -> append to ``spans`` each whole HOLD and TAKE span's
+    chance of a start ("hold", "take") and their frames' h ("hold_h", "take_h")."""
+    T = labels.shape[0]
+    t = 0
+    while t < T:
+        lab, a = int(labels[t]), t
+        while t < T and int(labels[t]) == lab:
+            t += 1
+        if lab not in (HOLD, TAKE) or a == 0 or t >= T:
+            continue
+        key = "hold" if lab == HOLD else "take"
+        spans[key].append(float(1 - torch.prod(1 - hazard[a:t].double())))
+        spans[key + "_h"].extend(hazard[a:t].tolist())
+
+
+def _accumulate(sums: dict, model, codes: torch.Tensor, user_text: torch.Tensor | None, weight: int,
+                text_padding_weight: float, first_codebook_weight: float):
     """Add ``weight`` x this batch's losses to ``sums`` (words: the text loss without PAD/EPAD targets;
-    with "user_words" in ``sums``, the last row of ``codes`` is the user's text)."""
-    user_text = None
-    if "user_words" in sums:
-        codes, user_text = codes[:, :-1], codes[:, -1:]
+    user_words with the user's text [B, 1, T]); returns the model's output."""
     out = model(codes)
     res = lm_loss(model, codes, out, text_padding_weight, first_codebook_weight)
     bare = lm_loss(model, codes, out, 0.0, first_codebook_weight, user_text)
@@ -78,3 +125,4 @@ def _accumulate(sums: dict, model, codes: torch.Tensor, weight: int, text_paddin
                    ("user_words", bare.user_text)):
         if v is not None:
             sums[key] += float(v) * weight
+    return out

@@ -24,6 +24,12 @@ A model with a user transcript head (``lm.model.user_text_delay`` > 0, e.g. 6 fr
 transcribe the user's words from the shards' ``user_text``, weighted by ``lm.user_text_weight``: an
 auxiliary loss that makes the temporal transformer read what the user says.
 
+``lm.hold_weight`` multiplies the text loss at the frames the shards' floor labels mark HOLD (the user
+pauses mid-turn, after a lead-in): there the target is PAD, and a model that starts a word is taking
+the floor from a user who has not finished. ``lm.take_weight`` multiplies it where a TAKE span ends,
+the frame where the assistant's reply begins (its EPAD): the counterweight that keeps the model
+answering when the user has finished.
+
 Under DDP each process's loss is rescaled by (its weight sum x world / the global weight sum), so
 the averaged gradient equals that of one process on the whole global batch.
 """
@@ -40,8 +46,9 @@ from ..lm.lora import ADAPTER_SUFFIXES, TEXT_BACKBONE as BACKBONE, LoRALinear, a
 from ..lm.loss import lm_loss, text_weights
 from ..lm.model import LMModel
 from .config import TrainConfig
-from .lm_data import ShardWindows
+from .lm_data import ShardWindows, split_rows
 from .objective import Objective
+from .tokenize import HOLD, TAKE
 
 
 def build_lm(c) -> tuple[LMModel, str | None]:
@@ -124,10 +131,11 @@ class LMObjective(Objective):
             else:
                 self.n_lora = add_lora(self.model.transformer, c.lora_rank, c.lora_scaling)
         self.user_text = self.model.user_text_proj is not None
+        self.floor = c.hold_weight != 1.0 or c.take_weight != 1.0
         if data is None:
             if not c.shards:
                 raise ValueError("lm.shards: give the folder written by `fullduplex data tokenize`")
-            data = ShardWindows(c.shards, cfg.batch_size, cfg.seed, user_text=self.user_text)
+            data = ShardWindows(c.shards, cfg.batch_size, cfg.seed, user_text=self.user_text, floor=self.floor)
         self.data = data
         self._check_layout()
 
@@ -159,24 +167,32 @@ class LMObjective(Objective):
     def batch(self, step: int, rank: int, world: int) -> torch.Tensor:
         return self.data.batch(step, rank, world)
 
-    def _weight_sums(self, codes: torch.Tensor, out, user_text: torch.Tensor | None) -> torch.Tensor:
+    def _frame_weights(self, floor: torch.Tensor | None, text: torch.Tensor) -> torch.Tensor | None:
+        """Floor labels and the text targets [B, 1, T] -> the text loss's per-frame weights: ``hold_weight``
+        at HOLD frames, ``take_weight`` at the TAKE frames whose target is not PAD (where the reply begins)."""
+        if floor is None:
+            return None
+        onset = (floor == TAKE) & (text != self.model.cfg.existing_text_padding_id)
+        w = torch.where(floor == HOLD, self.c.hold_weight, 1.0)
+        return torch.where(onset, self.c.take_weight, w).float()
+
+    def _weight_sums(self, codes: torch.Tensor, out, user_text: torch.Tensor | None,
+                     frame_weights: torch.Tensor | None) -> torch.Tensor:
         """The text, audio and user text weight sums lm_loss normalises by (for the DDP rescaling)."""
         c, pw = self.model.cfg, self.c.text_padding_weight
         w = out.mask.float()
         w[:, 0] *= self.c.first_codebook_weight
         zero = torch.zeros((), device=codes.device)
-        text = zero if out.text_mask is None else text_weights(codes[:, :1], out.text_mask, c, pw).sum()
+        text = zero if out.text_mask is None else text_weights(codes[:, :1], out.text_mask, c, pw, frame_weights).sum()
         user = zero if user_text is None else self.model.user_words(user_text, codes.shape[-1]).sum().to(zero)
         return torch.stack([text, w.sum(), user])
 
     def loss(self, part, modules, batch, step):
-        codes = batch.to(next(self.model.parameters()).device)
-        user_text = None
-        if self.user_text:  # the shards' user_text comes as the last row
-            codes, user_text = codes[:, :-1], codes[:, -1:]
+        codes, user_text, floor = split_rows(batch.to(next(self.model.parameters()).device), self.user_text, self.floor)
+        frame_weights = self._frame_weights(floor, codes[:, :1])
         out = modules["model"](codes)
         res = lm_loss(self.model, codes, out, self.c.text_padding_weight, self.c.first_codebook_weight,
-                      user_text, self.c.user_text_weight)
+                      user_text, self.c.user_text_weight, frame_weights)
         metrics = {"loss": float(res.total.detach()), "audio": float(res.audio.detach())}
         if res.text is not None:
             metrics["text"] = float(res.text.detach())
@@ -184,7 +200,7 @@ class LMObjective(Objective):
             metrics["user_text"] = float(res.user_text.detach())
         loss = res.total
         if self.dist.enabled:
-            local = self._weight_sums(codes, out, user_text).detach()
+            local = self._weight_sums(codes, out, user_text, frame_weights).detach()
             total = local.clone()
             torch.distributed.all_reduce(total)
             scale = local * self.dist.world / total.clamp(min=1e-12)

@@ -8,15 +8,22 @@ the zero token -1, as Kyutai's fine-tuning does). Each window becomes one row of
     codes  int32 [1 + 2K, T]   row 0: the assistant's per-frame text stream (lm/text.py),
                                rows 1..K: the assistant's (left) codec tokens, rows K+1..2K: the user's
 
-with T = ceil(segment_s x frame_rate), and the user's words in the same text-stream layout as
+with T = ceil(segment_s x frame_rate), the user's words in the same text-stream layout as
 
     user_text  int32 [T]       (for an LM's transcript head, lm/model.py ``user_text_delay``)
 
+and the state of the floor at each frame, from the item's events (``floor_labels``):
+
+    floor      int8 [T]        HOLD (1): inside a hesitation pause of the user's, where the assistant
+                               keeps listening; TAKE (2): from the end of the user's turn to the frame
+                               where the assistant's reply begins; 0 elsewhere
+
 Shard file k holds the windows of items [k x items_per_shard, (k + 1) x items_per_shard) as
-``SHARDS/shard-0000k.safetensors`` (``codes``, ``user_text`` and ``item`` tensors), written
+``SHARDS/shard-0000k.safetensors`` (``codes``, ``user_text``, ``floor`` and ``item`` tensors), written
 atomically: a rerun skips finished shards, so an interrupted run resumes where it stopped, and
-``--shard I/N`` makes only the shard files with k % N == I. A rerun also adds ``user_text`` to finished
-shards made before it existed, from the dataset's alignments alone (no audio is encoded again).
+``--shard I/N`` makes only the shard files with k % N == I. A rerun also adds ``user_text`` and
+``floor`` to finished shards made before they existed, from the dataset's alignments and events alone
+(no audio is encoded again).
 ``SHARDS/tokenize.json`` records the codec, tokenizer and stream layout the LM must match.
 """
 
@@ -35,6 +42,9 @@ from ..data.format import ASSISTANT, USER, read_item, read_manifest
 from ..data.shard import Shard
 
 META = "tokenize.json"
+STREAMS = ("user_text", "floor")  # per-window tensors beside ``codes`` that a rerun adds to older shards
+HOLD, TAKE = 1, 2  # floor labels
+REPLY_WITHIN_S = 2.0  # a user's turn end is a TAKE span only if the assistant answers within this
 
 
 def load_tokenizer(spec: str):
@@ -61,11 +71,11 @@ def shard_path(out: Path, k: int) -> Path:
     return out / f"shard-{k:05d}.safetensors"
 
 
-def _has_user_text(path: Path) -> bool:
+def _missing_streams(path: Path) -> list[str]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as h:
-        return "user_text" in h.keys()
+        return [k for k in STREAMS if k not in h.keys()]
 
 
 def window_text(alignments, speaker: str, t0: float, t1: float, tokenizer, T: int, frames: int, frame_rate: float,
@@ -79,16 +89,50 @@ def window_text(alignments, speaker: str, t0: float, t1: float, tokenizer, T: in
     return text
 
 
+def floor_labels(events: list[dict], text: torch.Tensor, t0: float, frames: int, frame_rate: float,
+                 pad_id: int) -> torch.Tensor:
+    """The floor state at each frame of the window starting at ``t0`` s, whose assistant text stream is
+    ``text`` [T] -> int8 [T]: HOLD at the frames lying wholly inside a hesitation pause of the user's,
+    TAKE from the end of a user's turn to the frame where the assistant's reply shows in ``text`` (its
+    EPAD; if that comes within ``REPLY_WITHIN_S``) inclusive, 0 elsewhere and from ``frames`` on."""
+    out = torch.zeros(text.shape[0], dtype=torch.int8)
+
+    def frame(t: float) -> float:
+        return (t - t0) * frame_rate
+
+    for ev in events:
+        if ev.get("speaker") != USER:
+            continue
+        if ev.get("type") == "pause" and ev.get("hesitation"):
+            a, z = max(0, math.ceil(frame(ev["start"]))), min(frames, math.floor(frame(ev["end"])))
+            out[a:max(a, z)] = HOLD
+        elif ev.get("type") == "turn" and not ev.get("interrupted"):
+            end = ev["end"]
+            replies = any(e.get("type") == "turn" and e.get("speaker") == ASSISTANT
+                          and end <= e["start"] <= end + REPLY_WITHIN_S for e in events)
+            a = math.ceil(frame(end))
+            if not replies or not 0 <= a < frames:
+                continue
+            z = a
+            while z < frames and int(text[z]) == pad_id:
+                z += 1
+            if z < frames and z <= frame(end + REPLY_WITHIN_S):
+                out[a:z + 1] = TAKE
+    return out
+
+
 @torch.no_grad()
 def tokenize_item(item, codec, tokenizer, segment_s: float, pad_id: int, epad_id: int
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One conversation -> (codes int32 [windows, 1 + 2K, T], the user's text int32 [windows, T])."""
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One conversation -> (codes int32 [windows, 1 + 2K, T], the user's text int32 [windows, T],
+    the floor labels int8 [windows, T])."""
     sr, fr = codec.sample_rate, codec.frame_rate
     T = math.ceil(segment_s * fr)
     seg = int(round(T * codec.frame_size))
     audio = torch.from_numpy(np.ascontiguousarray(item.audio))
     n_win = max(1, math.ceil(audio.shape[1] / seg))
-    rows, user = [], []
+    rows, user, floor = [], [], []
+    events = item.meta.get("events", [])
     for w in range(n_win):
         start = w * seg
         chunk = audio[:, start:start + seg]
@@ -100,31 +144,38 @@ def tokenize_item(item, codec, tokenizer, segment_s: float, pad_id: int, epad_id
         text = window_text(item.alignments, ASSISTANT, t0, t1, tokenizer, T, t, fr, pad_id, epad_id)
         rows.append(torch.cat([text[None], audio_rows]))
         user.append(window_text(item.alignments, USER, t0, t1, tokenizer, T, t, fr, pad_id, epad_id))
-    return torch.stack(rows).to(torch.int32), torch.stack(user).to(torch.int32)
+        floor.append(floor_labels(events, text, t0, t, fr, pad_id))
+    return torch.stack(rows).to(torch.int32), torch.stack(user).to(torch.int32), torch.stack(floor)
 
 
-def add_user_text(path: Path, root: Path, entries: list, codec, tokenizer, pad_id: int, epad_id: int) -> None:
-    """Give a finished shard file made without ``user_text`` its user's text, from the dataset's alignments."""
+def add_streams(path: Path, root: Path, entries: list, missing: list[str], codec, tokenizer, pad_id: int,
+                epad_id: int) -> None:
+    """Give a finished shard file made before them its ``missing`` per-window tensors (of ``STREAMS``),
+    from the dataset's alignments and events."""
     from safetensors.torch import load_file
 
     tensors = load_file(str(path))
     codes, items = tensors["codes"], tensors["item"]
     sr, fr, T = codec.sample_rate, codec.frame_rate, codes.shape[-1]
     seg = int(round(T * codec.frame_size))
-    user, alignments, w, prev = [], None, 0, None
+    made: dict[str, list] = {k: [] for k in missing}
+    item, w, prev = None, 0, None
     for r in range(codes.shape[0]):
         i = int(items[r])
         if i != prev:
-            item = read_item(root, entries[i]["path"])
-            alignments, w, prev = item.alignments, 0, i
+            item, w, prev = read_item(root, entries[i]["path"]), 0, i
             if int((items == i).sum()) != max(1, math.ceil(item.audio.shape[1] / seg)):
                 raise ValueError(f"{path}: item {i} ({entries[i]['path']}) no longer has the length it was tokenized "
                                  "with; tokenize the dataset again into a new folder")
         frames = int((codes[r, 1] != -1).sum())
         t0 = w * seg / sr
-        user.append(window_text(alignments, USER, t0, t0 + seg / sr, tokenizer, T, frames, fr, pad_id, epad_id))
+        if "user_text" in made:
+            made["user_text"].append(window_text(item.alignments, USER, t0, t0 + seg / sr, tokenizer, T, frames, fr,
+                                                 pad_id, epad_id).to(torch.int32))
+        if "floor" in made:
+            made["floor"].append(floor_labels(item.meta.get("events", []), codes[r, 0], t0, frames, fr, pad_id))
         w += 1
-    tensors["user_text"] = torch.stack(user).to(torch.int32)
+    tensors.update({k: torch.stack(v) for k, v in made.items()})
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     save_file(tensors, str(tmp))
     os.replace(tmp, path)
@@ -160,9 +211,9 @@ def tokenize_dataset(root: str, codec_path: str | None, tokenizer_spec: str, out
         os.replace(tmp, meta_file)
     n_shards = math.ceil(len(entries) / items_per_shard)
     todo = [k for k in shard.indices(n_shards) if not shard_path(out_p, k).exists()]
-    textless = [k for k in shard.indices(n_shards) if k not in todo and not _has_user_text(shard_path(out_p, k))]
-    for k in textless:
-        add_user_text(shard_path(out_p, k), root_p, entries, codec, tok, pad_id, epad_id)
+    missing = {k: m for k in shard.indices(n_shards) if k not in todo and (m := _missing_streams(shard_path(out_p, k)))}
+    for k, m in missing.items():
+        add_streams(shard_path(out_p, k), root_p, entries, m, codec, tok, pad_id, epad_id)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -171,22 +222,25 @@ def tokenize_dataset(root: str, codec_path: str | None, tokenizer_spec: str, out
                    desc="tokenize", unit="item")
     windows = 0
     for k in todo:
-        parts, users, items = [], [], []
+        parts, users, floors, items = [], [], [], []
         for i in range(k * items_per_shard, min((k + 1) * items_per_shard, len(entries))):
-            codes, user = tokenize_item(read_item(root_p, entries[i]["path"]), codec, tok, segment_s, pad_id, epad_id)
+            codes, user, floor = tokenize_item(read_item(root_p, entries[i]["path"]), codec, tok, segment_s, pad_id,
+                                               epad_id)
             parts.append(codes)
             users.append(user)
+            floors.append(floor)
             items.append(torch.full((codes.shape[0],), i, dtype=torch.int32))
             if bar is not None:
                 bar.update(1)
         final = shard_path(out_p, k)
         tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
         save_file({"codes": torch.cat(parts).contiguous(), "user_text": torch.cat(users).contiguous(),
-                   "item": torch.cat(items)}, str(tmp))
+                   "floor": torch.cat(floors).contiguous(), "item": torch.cat(items)}, str(tmp))
         os.replace(tmp, final)
         windows += sum(p.shape[0] for p in parts)
     if bar is not None:
         bar.close()
     done = sorted(p.name for p in out_p.glob("shard-*.safetensors"))
-    return {"out": str(out_p), "shards_written": len(todo), "user_text_added": len(textless), "windows_written": windows,
+    added = {f"{name}_added": sum(name in m for m in missing.values()) for name in STREAMS}
+    return {"out": str(out_p), "shards_written": len(todo), **added, "windows_written": windows,
             "shards_present": len(done), "shards_total": n_shards}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fullduplex.lm import LMGen, sample_token
-from fullduplex.lm.generate import _RowPlan, sample_rows
+from fullduplex.lm.generate import _RowPlan, sample_rows, sampling_probs
 
 
 def _users(seeds, steps, k=8, card=64):
@@ -78,6 +78,19 @@ def test_uniform_plan_draws_as_sample_token():
     a = sample_rows(logits, plan, torch.Generator().manual_seed(1))
     b = sample_token(logits, True, 0.8, 5, torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("temp, k", [(0.7, 5), (1.3, 0), (0.0, 3)])
+def test_sampling_probs_is_the_distribution_sample_token_draws_from(temp, k):
+    """What `eval-lm` scores the turn-taking with is what generation samples."""
+    V, n = 30, 4000
+    base = torch.randn(1, V, generator=torch.Generator().manual_seed(3)) * 2
+    tokens = sample_token(base.repeat(n, 1), True, temp, k, torch.Generator().manual_seed(5))
+    drawn = torch.bincount(tokens, minlength=V).float() / n
+    p = sampling_probs(base, temp, k)[0]
+    assert p.sum() == pytest.approx(1.0) and int((p > 0).sum()) == (1 if temp == 0 else k or V)
+    assert (drawn[p == 0] == 0).all()
+    assert (drawn - p).abs().max() < 4 * math.sqrt(0.25 / n)
 
 
 @pytest.mark.parametrize("settings, mode", [

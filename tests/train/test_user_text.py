@@ -36,7 +36,7 @@ def test_tokenize_writes_each_speakers_words_and_adds_the_user_to_old_shards(tmp
     with pytest.raises(ValueError, match="no user_text.*rerun `fullduplex data tokenize`"):
         ShardWindows(out, 2, 0, user_text=True)
     r = tokenize_dataset(str(dataset), str(codec), str(tok), str(out), segment_s=1.6, items_per_shard=1, progress=False)
-    assert r["shards_written"] == 0 and r["user_text_added"] == 1
+    assert r["shards_written"] == 0 and r["user_text_added"] == 1 and r["floor_added"] == 1
     again = load_file(str(path))
     assert torch.equal(again["user_text"], made["user_text"]) and torch.equal(again["codes"], made["codes"])
 
