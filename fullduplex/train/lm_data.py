@@ -17,10 +17,12 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
-from .tokenize import META
+from .tokenize import FLOOR_VERSION, META
 
 RERUN = ("rerun `fullduplex data tokenize` on the same dataset with --out {folder}; it adds it to finished "
          "shards without encoding the audio again")
+RELABEL = ("its floor labels were made by an older version ({version}; now {current}): rerun `fullduplex data "
+           "tokenize` on the same dataset with --out {folder} to label them again without encoding the audio")
 
 
 def split_rows(batch: torch.Tensor, user_text: bool, floor: bool
@@ -49,8 +51,12 @@ class ShardWindows:
                 if user_text and "user_text" not in h.keys():
                     raise ValueError(f"{f} has no user_text (the user's transcript): " + RERUN.format(folder=self.folder))
                 if floor and "floor" not in h.keys():
-                    raise ValueError(f"{f} has no floor labels (where the user hesitates and where a turn ends): "
+                    raise ValueError(f"{f} has no floor labels (where the user pauses and where a turn ends): "
                                      + RERUN.format(folder=self.folder))
+                version = int((h.metadata() or {}).get("floor_labels", 1))
+                if floor and version != FLOOR_VERSION:
+                    raise ValueError(f"{f}: " + RELABEL.format(version=version, current=FLOOR_VERSION,
+                                                              folder=self.folder))
             self.index += [(fi, r) for r in range(n)]
         self.user_text, self.floor = user_text, floor
         self.batch_size, self.seed = batch_size, seed
@@ -73,6 +79,14 @@ class ShardWindows:
     def has(self, name: str) -> bool:
         """Whether every shard file holds the per-window tensor ``name`` (user_text, floor)."""
         return all(name in self._handle(fi).keys() for fi in range(len(self.files)))
+
+    def stale_floor(self) -> str | None:
+        """What to do if a shard file's floor labels are of an older version (None if all are current)."""
+        for fi, f in enumerate(self.files):
+            version = int((self._handle(fi).metadata() or {}).get("floor_labels", 1))
+            if version != FLOOR_VERSION:
+                return f"{f}: " + RELABEL.format(version=version, current=FLOOR_VERSION, folder=self.folder)
+        return None
 
     def _handle(self, fi: int):
         """The open safetensors handle of shard file fi."""

@@ -20,11 +20,14 @@ stream implies, from each frame's hazard h = 1 - P(PAD) under the text sampling 
 (``padding_bonus`` added to the PAD logit, then ``temp_text`` and ``top_k_text``; the runtime's defaults
 unless given): the chance that the model starts a word there.
 
-  ``pause_taken``    mean over the user's hesitation pauses of 1 - prod(1 - h) over the pause's frames: the
-                     chance of taking the floor from a user who has not finished (the suite's M4, teacher-forced);
+  ``hesitation_taken``  mean over the user's hesitations (a pause mid-sentence, after a lead-in) of
+                     1 - prod(1 - h) over the pause's frames: the chance of taking the floor from a user who
+                     has not finished (the suite's M4, teacher-forced);
+  ``pause_taken``    the same over the user's other silent pauses, between the sentences of a turn (where a
+                     start is one of the suite's M3 premature starts);
   ``reply_on_time``  mean over the user's turn ends of 1 - prod(1 - h) from the end of the turn to the frame
                      where the reference reply begins, inclusive: the chance of having answered by then;
-  ``hold_hazard``, ``turn_end_hazard``  the mean h over those frames.
+  ``hesitation_hazard``, ``hold_hazard``, ``turn_end_hazard``  the mean h over those frames.
 
 Spans that begin at a window's first frame (no context) or reach its end are left out.
 """
@@ -38,7 +41,7 @@ from ..lm.generate import DEFAULT_SAMPLING, sampling_probs
 from ..lm.loading import load_checkpoint
 from ..lm.loss import lm_loss
 from .lm_data import ShardWindows, split_rows
-from .tokenize import HOLD, TAKE
+from .tokenize import HESITATE, HOLD, TAKE
 
 
 @torch.no_grad()
@@ -53,7 +56,8 @@ def evaluate_lm(checkpoint, shards, batch_size: int = 4, windows: int | None = N
     data = ShardWindows(shards, batch_size, seed=0)
     k = data.window(0).shape[0]
     heard = data.user_text = model.user_text_proj is not None and data.has("user_text")
-    data.floor = data.has("floor")
+    stale = data.has("floor") and data.stale_floor()
+    data.floor = data.has("floor") and not stale
     if k != 1 + model.cfg.n_q:
         raise ValueError(f"{shards}: the shards hold {k} streams per window, the LM reads {1 + model.cfg.n_q} "
                          "(text + both channels' codebooks): tokenize with the LM's codec")
@@ -63,7 +67,7 @@ def evaluate_lm(checkpoint, shards, batch_size: int = 4, windows: int | None = N
     user = model.cfg.audio_offset + model.cfg.dep_q  # first row of the user's codebooks
     sums = {"loss": 0.0, "text": 0.0, "audio": 0.0, "words": 0.0, **({"user_words": 0.0} if heard else {})}
     swapped = dict.fromkeys(sums, 0.0)
-    spans: dict[str, list[float]] = {"hold": [], "take": [], "hold_h": [], "take_h": []}
+    spans: dict[str, list[float]] = {k: [] for k in SPANS.values() for k in (k, k + "_h")}
     for start in tqdm(range(0, n, batch_size), desc="eval-lm", unit="batch", disable=not progress):
         idx = range(start, min(start + batch_size, n))
         codes, user_text, floor = split_rows(torch.stack([data.window(i) for i in idx]).long(), heard, data.floor)
@@ -83,11 +87,15 @@ def evaluate_lm(checkpoint, shards, batch_size: int = 4, windows: int | None = N
            "frames_per_window": int(data.window(0).shape[-1]),
            **{key: round(v / n, 4) for key, v in sums.items()},
            "text_padding_weight": text_padding_weight, "first_codebook_weight": first_codebook_weight}
-    if spans["hold"] or spans["take"]:
-        res["floor"] = {"hold_pauses": len(spans["hold"]), "pause_taken": _mean(spans["hold"]),
+    if any(spans[k] for k in SPANS.values()):
+        res["floor"] = {"hesitations": len(spans["hesitate"]), "hesitation_taken": _mean(spans["hesitate"]),
+                        "hesitation_hazard": _mean(spans["hesitate_h"]),
+                        "hold_pauses": len(spans["hold"]), "pause_taken": _mean(spans["hold"]),
                         "hold_hazard": _mean(spans["hold_h"]), "turn_ends": len(spans["take"]),
                         "reply_on_time": _mean(spans["take"]), "turn_end_hazard": _mean(spans["take_h"]),
                         "sampling": {"temp_text": temp_text, "top_k_text": top_k_text, "padding_bonus": padding_bonus}}
+    if stale:
+        res["floor"] = {"skipped": stale}
     if listening:
         res["mismatched"] = {key: round(v / n, 4) for key, v in swapped.items()}
         res["listening"] = {key: round((swapped[key] - sums[key]) / n, 4) for key in sums}
@@ -98,18 +106,21 @@ def _mean(xs: list[float]) -> float | None:
     return round(sum(xs) / len(xs), 4) if xs else None
 
 
+SPANS = {HOLD: "hold", HESITATE: "hesitate", TAKE: "take"}  # floor label -> its key in ``spans``
+
+
 def floor_spans(hazard: torch.Tensor, labels: torch.Tensor, spans: dict) -> None:
-    """One window's hazard [T] and floor labels [T] -> append to ``spans`` each whole HOLD and TAKE span's
-    chance of a start ("hold", "take") and their frames' h ("hold_h", "take_h")."""
+    """One window's hazard [T] and floor labels [T] -> append to ``spans`` each whole HOLD, HESITATE and
+    TAKE span's chance of a start ("hold", "hesitate", "take") and their frames' h ("hold_h", ...)."""
     T = labels.shape[0]
     t = 0
     while t < T:
         lab, a = int(labels[t]), t
         while t < T and int(labels[t]) == lab:
             t += 1
-        if lab not in (HOLD, TAKE) or a == 0 or t >= T:
+        if lab not in SPANS or a == 0 or t >= T:
             continue
-        key = "hold" if lab == HOLD else "take"
+        key = SPANS[lab]
         spans[key].append(float(1 - torch.prod(1 - hazard[a:t].double())))
         spans[key + "_h"].extend(hazard[a:t].tolist())
 

@@ -24,9 +24,10 @@ A model with a user transcript head (``lm.model.user_text_delay`` > 0, e.g. 6 fr
 transcribe the user's words from the shards' ``user_text``, weighted by ``lm.user_text_weight``: an
 auxiliary loss that makes the temporal transformer read what the user says.
 
-``lm.hold_weight`` multiplies the text loss at the frames the shards' floor labels mark HOLD (the user
-pauses mid-turn, after a lead-in): there the target is PAD, and a model that starts a word is taking
-the floor from a user who has not finished. ``lm.take_weight`` multiplies it where a TAKE span ends,
+``lm.hold_weight`` multiplies the text loss at the frames the shards' floor labels mark HOLD or
+HESITATE (the user pauses inside a turn, between sentences or mid-sentence after a lead-in, and the
+assistant keeps silent): there the target is PAD, and a model that starts a word is taking the floor
+from a user who has not finished. ``lm.take_weight`` multiplies it where a TAKE span ends,
 the frame where the assistant's reply begins (its EPAD): the counterweight that keeps the model
 answering when the user has finished.
 
@@ -48,7 +49,7 @@ from ..lm.model import LMModel
 from .config import TrainConfig
 from .lm_data import ShardWindows, split_rows
 from .objective import Objective
-from .tokenize import HOLD, TAKE
+from .tokenize import HOLD_LABELS, TAKE
 
 
 def build_lm(c) -> tuple[LMModel, str | None]:
@@ -169,11 +170,11 @@ class LMObjective(Objective):
 
     def _frame_weights(self, floor: torch.Tensor | None, text: torch.Tensor) -> torch.Tensor | None:
         """Floor labels and the text targets [B, 1, T] -> the text loss's per-frame weights: ``hold_weight``
-        at HOLD frames, ``take_weight`` at the TAKE frames whose target is not PAD (where the reply begins)."""
+        at HOLD and HESITATE frames, ``take_weight`` at the TAKE frames whose target is not PAD (where the reply begins)."""
         if floor is None:
             return None
         onset = (floor == TAKE) & (text != self.model.cfg.existing_text_padding_id)
-        w = torch.where(floor == HOLD, self.c.hold_weight, 1.0)
+        w = torch.where(torch.isin(floor, torch.tensor(HOLD_LABELS, device=floor.device)), self.c.hold_weight, 1.0)
         return torch.where(onset, self.c.take_weight, w).float()
 
     def _weight_sums(self, codes: torch.Tensor, out, user_text: torch.Tensor | None,

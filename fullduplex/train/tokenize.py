@@ -14,16 +14,18 @@ with T = ceil(segment_s x frame_rate), the user's words in the same text-stream 
 
 and the state of the floor at each frame, from the item's events (``floor_labels``):
 
-    floor      int8 [T]        HOLD (1): inside a hesitation pause of the user's, where the assistant
-                               keeps listening; TAKE (2): from the end of the user's turn to the frame
-                               where the assistant's reply begins; 0 elsewhere
+    floor      int8 [T]        HOLD (1): inside a pause between two sentences of the user's turn, and
+                               HESITATE (3): inside a hesitation (a pause mid-sentence, after a lead-in),
+                               where the assistant keeps listening; TAKE (2): from the end of the user's
+                               turn to the frame where the assistant's reply begins; 0 elsewhere
 
 Shard file k holds the windows of items [k x items_per_shard, (k + 1) x items_per_shard) as
 ``SHARDS/shard-0000k.safetensors`` (``codes``, ``user_text``, ``floor`` and ``item`` tensors), written
 atomically: a rerun skips finished shards, so an interrupted run resumes where it stopped, and
 ``--shard I/N`` makes only the shard files with k % N == I. A rerun also adds ``user_text`` and
-``floor`` to finished shards made before they existed, from the dataset's alignments and events alone
-(no audio is encoded again).
+``floor`` to finished shards made before they existed, and labels the floor again in shards whose
+labels an older version made (``FLOOR_VERSION``, in each shard file's metadata), from the dataset's
+alignments and events alone (no audio is encoded again).
 ``SHARDS/tokenize.json`` records the codec, tokenizer and stream layout the LM must match.
 """
 
@@ -43,7 +45,10 @@ from ..data.shard import Shard
 
 META = "tokenize.json"
 STREAMS = ("user_text", "floor")  # per-window tensors beside ``codes`` that a rerun adds to older shards
-HOLD, TAKE = 1, 2  # floor labels
+HOLD, TAKE, HESITATE = 1, 2, 3  # floor labels
+HOLD_LABELS = (HOLD, HESITATE)  # the frames where the assistant must keep listening
+# 1: HOLD inside hesitations only; 2: HOLD between the sentences of a turn, HESITATE inside hesitations
+FLOOR_VERSION = 2
 REPLY_WITHIN_S = 2.0  # a user's turn end is a TAKE span only if the assistant answers within this
 
 
@@ -71,11 +76,32 @@ def shard_path(out: Path, k: int) -> Path:
     return out / f"shard-{k:05d}.safetensors"
 
 
-def _missing_streams(path: Path) -> list[str]:
+def floor_version(path: Path) -> int | None:
+    """The version of the floor labels in a shard file (None: it has none)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as h:
-        return [k for k in STREAMS if k not in h.keys()]
+        if "floor" not in h.keys():
+            return None
+        return int((h.metadata() or {}).get("floor_labels", 1))
+
+
+def _missing_streams(path: Path) -> list[str]:
+    """The ``STREAMS`` a finished shard file lacks, or holds as an older version made them."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as h:
+        missing = [k for k in STREAMS if k not in h.keys()]
+    if "floor" not in missing and floor_version(path) != FLOOR_VERSION:
+        missing.append("floor")
+    return missing
+
+
+def _save_shard(tensors: dict, path: Path) -> None:
+    """Write a shard file atomically, with the version of its floor labels."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    save_file(tensors, str(tmp), metadata={"floor_labels": str(FLOOR_VERSION)})
+    os.replace(tmp, path)
 
 
 def window_text(alignments, speaker: str, t0: float, t1: float, tokenizer, T: int, frames: int, frame_rate: float,
@@ -92,20 +118,27 @@ def window_text(alignments, speaker: str, t0: float, t1: float, tokenizer, T: in
 def floor_labels(events: list[dict], text: torch.Tensor, t0: float, frames: int, frame_rate: float,
                  pad_id: int) -> torch.Tensor:
     """The floor state at each frame of the window starting at ``t0`` s, whose assistant text stream is
-    ``text`` [T] -> int8 [T]: HOLD at the frames lying wholly inside a hesitation pause of the user's,
-    TAKE from the end of a user's turn to the frame where the assistant's reply shows in ``text`` (its
-    EPAD; if that comes within ``REPLY_WITHIN_S``) inclusive, 0 elsewhere and from ``frames`` on."""
+    ``text`` [T] -> int8 [T]: at the frames lying wholly inside a pause of the user's, HESITATE if it is
+    a hesitation and HOLD otherwise, unless the assistant backchannels in it (then the pause is left
+    0) and only where ``text`` is PAD; TAKE from the end of a user's turn to the frame where the
+    assistant's reply shows in ``text`` (its EPAD; if that comes within ``REPLY_WITHIN_S``) inclusive;
+    0 elsewhere and from ``frames`` on."""
     out = torch.zeros(text.shape[0], dtype=torch.int8)
 
     def frame(t: float) -> float:
         return (t - t0) * frame_rate
 
+    backchannels = [e["start"] for e in events if e.get("type") == "backchannel" and e.get("speaker") == ASSISTANT]
     for ev in events:
         if ev.get("speaker") != USER:
             continue
-        if ev.get("type") == "pause" and ev.get("hesitation"):
+        if ev.get("type") == "pause":
+            if any(ev["start"] <= b <= ev["end"] for b in backchannels):
+                continue
             a, z = max(0, math.ceil(frame(ev["start"]))), min(frames, math.floor(frame(ev["end"])))
-            out[a:max(a, z)] = HOLD
+            if z > a:
+                span = out[a:z]
+                span[text[a:z] == pad_id] = HESITATE if ev.get("hesitation") else HOLD
         elif ev.get("type") == "turn" and not ev.get("interrupted"):
             end = ev["end"]
             replies = any(e.get("type") == "turn" and e.get("speaker") == ASSISTANT
@@ -150,8 +183,8 @@ def tokenize_item(item, codec, tokenizer, segment_s: float, pad_id: int, epad_id
 
 def add_streams(path: Path, root: Path, entries: list, missing: list[str], codec, tokenizer, pad_id: int,
                 epad_id: int) -> None:
-    """Give a finished shard file made before them its ``missing`` per-window tensors (of ``STREAMS``),
-    from the dataset's alignments and events."""
+    """Give a finished shard file made before them its ``missing`` per-window tensors (of ``STREAMS``;
+    floor labels of an older version are made again), from the dataset's alignments and events."""
     from safetensors.torch import load_file
 
     tensors = load_file(str(path))
@@ -176,9 +209,7 @@ def add_streams(path: Path, root: Path, entries: list, missing: list[str], codec
             made["floor"].append(floor_labels(item.meta.get("events", []), codes[r, 0], t0, frames, fr, pad_id))
         w += 1
     tensors.update({k: torch.stack(v) for k, v in made.items()})
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, path)
+    _save_shard(tensors, path)
 
 
 def tokenize_dataset(root: str, codec_path: str | None, tokenizer_spec: str, out: str, segment_s: float = 30.0,
@@ -232,11 +263,8 @@ def tokenize_dataset(root: str, codec_path: str | None, tokenizer_spec: str, out
             items.append(torch.full((codes.shape[0],), i, dtype=torch.int32))
             if bar is not None:
                 bar.update(1)
-        final = shard_path(out_p, k)
-        tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
-        save_file({"codes": torch.cat(parts).contiguous(), "user_text": torch.cat(users).contiguous(),
-                   "floor": torch.cat(floors).contiguous(), "item": torch.cat(items)}, str(tmp))
-        os.replace(tmp, final)
+        _save_shard({"codes": torch.cat(parts).contiguous(), "user_text": torch.cat(users).contiguous(),
+                     "floor": torch.cat(floors).contiguous(), "item": torch.cat(items)}, shard_path(out_p, k))
         windows += sum(p.shape[0] for p in parts)
     if bar is not None:
         bar.close()
