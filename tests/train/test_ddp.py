@@ -50,4 +50,6 @@ def test_ddp_two_processes_match_one(tmp_path, dataset, shards, kind):
     for k in stats:
         if k.endswith("cluster_usage"):
             assert abs(float(a[k].sum() - b[k].sum())) < 1e-3, k
-            assert float((a[k] - b[k]).abs().max()) <= 0.05, k
+            # a few codes (two copies of one replaced vector, say) may trade assignments; a process
+            # that saw only its own half of the batch would change the counts of most codes
+            assert int(((a[k] - b[k]).abs() > 1e-4).sum()) <= 4, k
