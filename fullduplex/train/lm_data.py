@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
-from .tokenize import FLOOR_VERSION, META
+from .tokenize import FLOOR_VERSION, META, floor_version
 
 RERUN = ("rerun `fullduplex data tokenize` on the same dataset with --out {folder}; it adds it to finished "
          "shards without encoding the audio again")
@@ -53,9 +53,8 @@ class ShardWindows:
                 if floor and "floor" not in h.keys():
                     raise ValueError(f"{f} has no floor labels (where the user pauses and where a turn ends): "
                                      + RERUN.format(folder=self.folder))
-                version = int((h.metadata() or {}).get("floor_labels", 1))
-                if floor and version != FLOOR_VERSION:
-                    raise ValueError(f"{f}: " + RELABEL.format(version=version, current=FLOOR_VERSION,
+                if floor and floor_version(h) != FLOOR_VERSION:
+                    raise ValueError(f"{f}: " + RELABEL.format(version=floor_version(h), current=FLOOR_VERSION,
                                                               folder=self.folder))
             self.index += [(fi, r) for r in range(n)]
         self.user_text, self.floor = user_text, floor
@@ -83,8 +82,8 @@ class ShardWindows:
     def stale_floor(self) -> str | None:
         """What to do if a shard file's floor labels are of an older version (None if all are current)."""
         for fi, f in enumerate(self.files):
-            version = int((self._handle(fi).metadata() or {}).get("floor_labels", 1))
-            if version != FLOOR_VERSION:
+            version = floor_version(self._handle(fi))
+            if version not in (None, FLOOR_VERSION):
                 return f"{f}: " + RELABEL.format(version=version, current=FLOOR_VERSION, folder=self.folder)
         return None
 

@@ -76,14 +76,11 @@ def shard_path(out: Path, k: int) -> Path:
     return out / f"shard-{k:05d}.safetensors"
 
 
-def floor_version(path: Path) -> int | None:
-    """The version of the floor labels in a shard file (None: it has none)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as h:
-        if "floor" not in h.keys():
-            return None
-        return int((h.metadata() or {}).get("floor_labels", 1))
+def floor_version(handle) -> int | None:
+    """The version of the floor labels in an open shard file (None: it has none; 1: it predates versions)."""
+    if "floor" not in handle.keys():
+        return None
+    return int((handle.metadata() or {}).get("floor_labels", 1))
 
 
 def _missing_streams(path: Path) -> list[str]:
@@ -92,8 +89,8 @@ def _missing_streams(path: Path) -> list[str]:
 
     with safe_open(str(path), framework="pt") as h:
         missing = [k for k in STREAMS if k not in h.keys()]
-    if "floor" not in missing and floor_version(path) != FLOOR_VERSION:
-        missing.append("floor")
+        if "floor" not in missing and floor_version(h) != FLOOR_VERSION:
+            missing.append("floor")
     return missing
 
 
