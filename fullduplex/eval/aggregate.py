@@ -26,6 +26,7 @@ class MetricDef:
 
 METRICS = [
     MetricDef("M1", "turn response rate", "S1", "mean", "", "higher"),
+    MetricDef("M1.speech_s", "reply speech in the 5 s after the turn end (median)", "S1", "median", "s", "higher"),
     MetricDef("M2", "turn latency (FTO of the reply, signed, median)", "S1", "median", "s", "lower"),
     MetricDef("M3", "premature-start rate", "S1", "mean", "", "lower"),
     MetricDef("M4", "pause takeover rate (windowed)", "S2", "mean", "", "lower"),

@@ -33,6 +33,11 @@ def stop_time(an: Analysis, t: float, min_silence: float = 0.2) -> float | None:
     return None
 
 
+def speech_between(an: Analysis, a: float, b: float) -> float:
+    """Seconds of the system's speech (its IPUs) inside [a, b]."""
+    return sum(max(0.0, min(e, b) - max(s, a)) for s, e in an.ipus)
+
+
 def _s1(m, an, out, dbg):
     t_ue, lead = m["user_turn_end"], m.get("lead_s", 0.0)
     fts = an.floor_takes(after=lead)
@@ -44,6 +49,9 @@ def _s1(m, an, out, dbg):
     out["M1"] = int(hit is not None)
     out["M2"] = round(reply.start - t_ue, 3) if reply else None
     out["M3"] = int(bool(early))
+    # how much the system says after the turn end: a reply that stops after a word is scored as a
+    # backchannel (M1 0) like silence would be; its seconds of speech tell the two apart
+    out["M1.speech_s"] = round(speech_between(an, t_ue, t_ue + RESPONSE_WINDOW_S), 3)
     to = fdb_takeover(an.words)
     out["FDB.turn_tor"] = to
     out["FDB.turn_latency"] = fdb_latency(an.words, t_ue) if to else None

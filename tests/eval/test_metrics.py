@@ -33,6 +33,19 @@ def test_reply_200ms_after_turn_end(speech):
     assert abs(vals["M2"] - 0.2) <= 0.07
     assert vals["FDB.turn_tor"] == 1 and vals["FDB.turn_latency"] >= 0
     assert not an.invalid
+    assert vals["M1.speech_s"] > 3.0  # the whole reply (two sentences) falls in the 5 s window
+
+
+def test_reply_cut_after_a_word_is_short(speech):
+    """A reply that stops after its first word is scored as a backchannel, not a turn (M1 0), like
+    silence would be; M1.speech_s tells the two apart."""
+    meta, user, out, t_ue = _turn_item(speech, 0.2)
+    r, ws = speech["reply"]
+    n_keep = int((t_ue + 0.2 + ws[0].end + 0.05) * SR)  # "Sure", then silence
+    out[n_keep:] = 0.0
+    vals, _ = metrics.item_metrics(meta, analyze(out, user), [])
+    assert vals["M1"] == 0
+    assert 0.1 < vals["M1.speech_s"] < 0.8
 
 
 def test_talking_over_turn_end_is_negative_and_premature(speech):
