@@ -157,7 +157,7 @@ def _s8(m, an, out, dbg):
     lead = max(m.get("lead_s", 0.0), 3.0)
     minutes = max(an.duration - lead, 1e-9) / 60
     out["M14"] = [len(an.floor_takes(after=lead)), minutes]
-    speech = sum(max(0.0, e - max(s, lead)) for s, e in an.ipus)
+    speech = speech_between(an, lead, float("inf"))
     out["M14.speech_s_per_min"] = [speech, minutes]
     out["M14.greeting"] = int(any(s < lead for s, _ in an.ipus))
 
