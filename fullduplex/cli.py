@@ -396,6 +396,12 @@ def _system_args(q) -> None:
     q.add_argument("--padding-bonus", type=float, default=None,
                    help="added to the text PAD logit (default 0): below 0 the model takes turns sooner and "
                         "holds them longer, above 0 it waits more (measured in the model card)")
+    q.add_argument("--onset-temp-text", type=float, default=None,
+                   help="text temperature while the model is silent, deciding whether to speak "
+                        "(default: --temp-text)")
+    q.add_argument("--onset-padding-bonus", type=float, default=None,
+                   help="PAD bonus while the model is silent (default: --padding-bonus): below it, the model "
+                        "takes the floor more readily without holding it longer when interrupted")
     q.add_argument("--seed", type=int, default=None, help="sampling seed")
     q.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: on a shared machine more threads spin against each other)")
@@ -403,7 +409,8 @@ def _system_args(q) -> None:
 
 def _sampling(a) -> dict:
     return {"temp": a.temp, "temp_text": a.temp_text, "top_k": a.top_k, "top_k_text": a.top_k_text,
-            "padding_bonus": a.padding_bonus, "seed": a.seed}
+            "padding_bonus": a.padding_bonus, "onset_temp_text": a.onset_temp_text,
+            "onset_padding_bonus": a.onset_padding_bonus, "seed": a.seed}
 
 
 def _add_converse(sub) -> None:

@@ -23,6 +23,12 @@ Sampling settings are per row: the constructor's are every row's defaults (``sta
 all rows), ``set_row_sampling(row, ...)`` changes one row, ``reset`` leaves them alone. While all rows
 agree, a step samples exactly as :func:`sample_token` does (the same draws as Kyutai's ``LMGen``);
 rows that differ are sampled together by :func:`sample_rows`.
+
+Taking the floor and holding it can be sampled differently: while a session's text stream has been
+PAD for ``QUIET_FRAMES`` frames (the model is silent: it is listening, or deciding whether to speak)
+its text token is drawn with ``onset_temp_text`` and ``onset_padding_bonus`` instead of ``temp_text``
+and ``padding_bonus`` (None: the same). An eager onset then does not make the model hold on to its
+turn when the user barges in, as an eager bonus at every frame does.
 """
 
 from __future__ import annotations
@@ -203,24 +209,29 @@ def _check_bonus(name: str, value) -> float:
 
 
 def check_row_sampling(temp=None, temp_text=None, top_k=None, top_k_text=None, use_sampling=None,
-                       padding_bonus=None) -> dict:
+                       padding_bonus=None, onset_temp_text=None, onset_padding_bonus=None) -> dict:
     """The given (not None) sampling settings, checked and converted: temperatures to finite floats
-    >= 0, top-k to ints >= 0, use_sampling to bool, padding_bonus to a float in [-10, 10].
+    >= 0, top-k to ints >= 0, use_sampling to bool, bonuses to floats in [-10, 10].
     ValueError names the first bad one."""
     out = {}
     for name, value, check in (("temp", temp, _check_temp), ("temp_text", temp_text, _check_temp),
                                ("top_k", top_k, _check_top_k), ("top_k_text", top_k_text, _check_top_k),
                                ("use_sampling", use_sampling, _check_flag),
-                               ("padding_bonus", padding_bonus, _check_bonus)):
+                               ("padding_bonus", padding_bonus, _check_bonus),
+                               ("onset_temp_text", onset_temp_text, _check_temp),
+                               ("onset_padding_bonus", onset_padding_bonus, _check_bonus)):
         if value is not None:
             out[name] = check(name, value)
     return out
 
 
-SAMPLING_KEYS = ("temp", "temp_text", "top_k", "top_k_text", "use_sampling", "padding_bonus", "seed")
+ROW_KEYS = ("temp", "temp_text", "top_k", "top_k_text", "use_sampling", "padding_bonus",  # what one row may set
+            "onset_temp_text", "onset_padding_bonus")
+SAMPLING_KEYS = (*ROW_KEYS, "seed")
+# the onset settings default to None: the same as temp_text and padding_bonus
 DEFAULT_SAMPLING = dict(temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, use_sampling=True, padding_bonus=0.0,
-                        seed=None)
-ROW_KEYS = ("temp", "temp_text", "top_k", "top_k_text", "use_sampling", "padding_bonus")  # what one row may set
+                        onset_temp_text=None, onset_padding_bonus=None, seed=None)
+QUIET_FRAMES = 10  # a text stream PAD for this many frames (0.8 s) is a silent model: onset settings apply
 
 
 def sampling_settings(overrides: dict | None = None, base: dict | None = None) -> dict:
@@ -332,6 +343,7 @@ class _GenState:
     filled: int                   # slots [0, filled) may be in use (any session)
     dep_keys: list[torch.Tensor]  # per depformer layer [B, Hkv, dep_q, D], overwritten every frame
     dep_values: list[torch.Tensor]
+    quiet: torch.Tensor           # long [B]: frames since the session's text stream last held a word
 
 
 class LMGen:
@@ -340,7 +352,8 @@ class LMGen:
     def __init__(self, model: LMModel, use_sampling: bool = True, temp: float = 0.8, temp_text: float = 0.7,
                  top_k: int = 250, top_k_text: int = 25, seed: int | None = None,
                  generator: torch.Generator | None = None, check_inputs: bool = True,
-                 max_steps: int | None = None, padding_bonus: float = 0.0):
+                 max_steps: int | None = None, padding_bonus: float = 0.0,
+                 onset_temp_text: float | None = None, onset_padding_bonus: float | None = None):
         if model.training:
             raise ValueError("LMGen needs the model in eval mode (call model.eval())")
         self.model = model
@@ -352,8 +365,13 @@ class LMGen:
         # added to the text PAD logit before sampling (Kyutai's TTS calls it padding_bonus): below 0 the
         # model puts words in its text stream more readily, so it takes turns sooner and holds them longer
         self.padding_bonus = _check_bonus("padding_bonus", padding_bonus)
+        # the text settings while the model is silent (module docstring); None: the ones above
+        self.onset_temp_text = None if onset_temp_text is None else _check_temp("onset_temp_text", onset_temp_text)
+        self.onset_padding_bonus = None if onset_padding_bonus is None else \
+            _check_bonus("onset_padding_bonus", onset_padding_bonus)
         self._row_settings: list[dict] = []
         self._pad_bonus: torch.Tensor | None = None
+        self._onset: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._text_plan: _RowPlan | None = None
         self._audio_plan: _RowPlan | None = None
         if seed is not None and generator is None:
@@ -413,9 +431,11 @@ class LMGen:
         self._rows = torch.arange(batch_size, device=dev)
         self._build_plan()
         self._state = _GenState(batch_size, cache, torch.zeros(batch_size, dtype=torch.long, device=dev),
-                                [0] * batch_size, t_keys, t_values, slot_pos, 0, keys, values)
+                                [0] * batch_size, t_keys, t_values, slot_pos, 0, keys, values,
+                                torch.full((batch_size,), QUIET_FRAMES, dtype=torch.long, device=dev))
         defaults = dict(use_sampling=self.use_sampling, temp=self.temp, temp_text=self.temp_text,
-                        top_k=self.top_k, top_k_text=self.top_k_text, padding_bonus=self.padding_bonus)
+                        top_k=self.top_k, top_k_text=self.top_k_text, padding_bonus=self.padding_bonus,
+                        onset_temp_text=self.onset_temp_text, onset_padding_bonus=self.onset_padding_bonus)
         self._row_settings = [dict(defaults) for _ in range(batch_size)]
         self._plan_sampling()
 
@@ -441,6 +461,7 @@ class LMGen:
         dmask = mask.to(st.offsets.device)
         st.slot_pos.masked_fill_(dmask[:, None], -1)
         st.offsets.masked_fill_(dmask, 0)
+        st.quiet.masked_fill_(dmask, QUIET_FRAMES)  # a session (re)starts silent
         st.cache.masked_fill_(dmask[:, None, None], self.cfg.ungenerated_token_id)
         for i, r in enumerate(mask.tolist()):
             if r:
@@ -461,26 +482,28 @@ class LMGen:
     # ------------------------------------------------------------------ per-row sampling
     def set_row_sampling(self, row: int, temp: float | None = None, temp_text: float | None = None,
                          top_k: int | None = None, top_k_text: int | None = None,
-                         use_sampling: bool | None = None, padding_bonus: float | None = None) -> None:
+                         use_sampling: bool | None = None, padding_bonus: float | None = None,
+                         onset_temp_text: float | None = None, onset_padding_bonus: float | None = None) -> None:
         """Change the sampling settings of session ``row`` (None: leave that one as is).
 
         Temperatures are finite numbers >= 0, top-k integers >= 0 (0 = the whole vocabulary); a
         temperature of 0 or use_sampling False makes that stream greedy for this row; padding_bonus is
-        added to this row's text PAD logit (below 0: words come more readily). Invalid values
+        added to this row's text PAD logit (below 0: words come more readily); the onset settings
+        replace temp_text and padding_bonus while the model is silent (module docstring). Invalid values
         raise ValueError and change nothing. The settings last until the next start() or call.
         """
         st = self._require_state()
         if isinstance(row, bool) or not hasattr(row, "__index__") or not 0 <= int(row) < st.batch_size:
             raise ValueError(f"row must be an integer in [0, {st.batch_size}), got {row!r}")
-        new = check_row_sampling(temp, temp_text, top_k, top_k_text, use_sampling, padding_bonus)
+        new = check_row_sampling(temp, temp_text, top_k, top_k_text, use_sampling, padding_bonus,
+                                 onset_temp_text, onset_padding_bonus)
         settings = self._row_settings[int(row)]
         if any(settings[k] != v for k, v in new.items()):
             settings.update(new)
             self._plan_sampling()
 
     def row_sampling(self, row: int) -> dict:
-        """The settings session ``row`` samples with: temp, temp_text, top_k, top_k_text, use_sampling,
-        padding_bonus."""
+        """The settings session ``row`` samples with (the keys of ROW_KEYS)."""
         self._require_state()
         return dict(self._row_settings[row])
 
@@ -490,6 +513,17 @@ class LMGen:
         self._audio_plan = _RowPlan([(r["use_sampling"], r["temp"], r["top_k"]) for r in rows], dev)
         bonus = [r["padding_bonus"] for r in rows]
         self._pad_bonus = None if not any(bonus) else torch.tensor(bonus, dtype=self.model.dtype, device=dev)  # [B]
+        # while silent: the onset bonus, and the logits scaled so that dividing by temp_text divides them
+        # by onset_temp_text (top-k ranks are unchanged; an onset temperature of 0 is all but greedy)
+        onset_bonus = [b if r["onset_padding_bonus"] is None else r["onset_padding_bonus"]
+                       for b, r in zip(bonus, rows)]
+        scale = [1.0 if r["onset_temp_text"] is None or r["temp_text"] <= 0
+                 else r["temp_text"] / max(r["onset_temp_text"], 1e-4) for r in rows]
+        self._onset = None
+        if onset_bonus != bonus or any(x != 1.0 for x in scale):
+            self._onset = (torch.tensor(bonus, dtype=self.model.dtype, device=dev),
+                           torch.tensor(onset_bonus, dtype=self.model.dtype, device=dev),
+                           torch.tensor(scale, dtype=self.model.dtype, device=dev)[:, None])
 
     def _require_state(self) -> _GenState:
         if self._state is None:
@@ -524,9 +558,16 @@ class LMGen:
         text = None
         if self._text_linear is not None:
             logits = self._text_linear(h)[:, 0]  # [B, text_card], this step's own tensor
-            if self._pad_bonus is not None:
-                logits[:, c.existing_text_padding_id] += self._pad_bonus
+            pad = c.existing_text_padding_id
+            if self._onset is not None:
+                bonus, onset_bonus, scale = self._onset
+                silent = st.quiet >= QUIET_FRAMES  # [B]
+                logits[:, pad] += torch.where(silent, onset_bonus, bonus)
+                logits = torch.where(silent[:, None], logits * scale, logits)
+            elif self._pad_bonus is not None:
+                logits[:, pad] += self._pad_bonus
             text = sample_rows(logits, self._text_plan, self.generator)
+            st.quiet.add_(1).masked_fill_(text != pad, 0)
         audio = self._depformer_frame(text, h)  # [B, dep_q]
 
         st.offsets += 1

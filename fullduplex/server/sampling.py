@@ -6,6 +6,8 @@
     audio_topk        -> top_k         an integer in [0, audio codebook size]; 0 = no limit
     padding_bonus     -> padding_bonus a number in [-10, 10] added to the text PAD logit; 0 = off
                                        (Kyutai's name for it in its TTS; not sent by Moshi's client)
+    onset_temp_text     -> onset_temp_text      temp_text while the model is silent (empty: temp_text)
+    onset_padding_bonus -> onset_padding_bonus  padding_bonus while the model is silent
 
 An empty value counts as not given (the server's setting applies). Other parameters Moshi's clients
 send (seeds, ``pad_mult``, repetition penalties) have no per-session meaning here and are ignored.
@@ -19,7 +21,8 @@ from typing import Mapping
 from ..lm.generate import MAX_PADDING_BONUS
 
 QUERY = {"text_temperature": "temp_text", "text_topk": "top_k_text",
-         "audio_temperature": "temp", "audio_topk": "top_k", "padding_bonus": "padding_bonus"}
+         "audio_temperature": "temp", "audio_topk": "top_k", "padding_bonus": "padding_bonus",
+         "onset_temp_text": "onset_temp_text", "onset_padding_bonus": "onset_padding_bonus"}
 MAX_TEMPERATURE = 10.0
 IGNORED = ("text_seed", "audio_seed", "seed", "pad_mult", "repetition_penalty", "repetition_penalty_context")
 
@@ -49,13 +52,13 @@ def parse_query(query: Mapping[str, str], limits: Mapping[str, int]) -> dict:
         if raw is None or not raw.strip():
             continue
         raw = raw.strip()
-        if key.startswith("temp"):
+        if "temp" in key:
             accepted = f"a temperature in [0, {MAX_TEMPERATURE:g}] (0 = greedy)"
             v = _number(name, raw, accepted)
             if not 0 <= v <= MAX_TEMPERATURE:
                 raise BadParameter(f"{name}={ascii(raw[:40])} is out of range: give {accepted}")
             out[key] = v
-        elif key == "padding_bonus":
+        elif key.endswith("padding_bonus"):
             accepted = f"a number in [-{MAX_PADDING_BONUS:g}, {MAX_PADDING_BONUS:g}] (0 = off)"
             v = _number(name, raw, accepted)
             if abs(v) > MAX_PADDING_BONUS:

@@ -63,7 +63,8 @@ class BatchedModelSystem:
         s = self.sampling
         self.gen = LMGen(self.lm, use_sampling=bool(s["use_sampling"]), temp=float(s["temp"]),
                          temp_text=float(s["temp_text"]), top_k=int(s["top_k"]), top_k_text=int(s["top_k_text"]),
-                         seed=s["seed"], check_inputs=False, padding_bonus=float(s["padding_bonus"]))
+                         seed=s["seed"], check_inputs=False, padding_bonus=float(s["padding_bonus"]),
+                         onset_temp_text=s["onset_temp_text"], onset_padding_bonus=s["onset_padding_bonus"])
         self.codec.streaming_forever(batch_size)
         self.gen.start(batch_size)
         self._defaults = self.gen.row_sampling(0)  # the settings every row starts (and restarts) with

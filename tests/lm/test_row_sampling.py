@@ -172,7 +172,8 @@ def test_padding_bonus_moves_one_rows_text_between_words_and_pad(ours):
 
 def test_settings_survive_reset_and_start_restores_the_defaults(ours):
     gen = LMGen(ours, temp=0.8, temp_text=0.7, top_k=250, top_k_text=25)
-    defaults = dict(use_sampling=True, temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, padding_bonus=0.0)
+    defaults = dict(use_sampling=True, temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, padding_bonus=0.0,
+                    onset_temp_text=None, onset_padding_bonus=None)
     user = _users((41, 42), 3)
     gen.start(2)
     assert gen.row_sampling(0) == gen.row_sampling(1) == defaults
@@ -187,3 +188,60 @@ def test_settings_survive_reset_and_start_restores_the_defaults(ours):
     gen.start(2)
     assert gen.row_sampling(1) == defaults
     gen.stop()
+
+
+def _texts(outs, row):
+    """The text token of every frame (outs[t] holds the text sampled at step t - 1)."""
+    return [int(o[row, 0]) for o in outs[1:]]
+
+
+def test_onset_settings_apply_while_the_model_is_silent(ours):
+    """Speaking is discouraged (+10 on PAD) and starting is forced (-10 while silent): the model says a
+    word, stays PAD until it has been silent QUIET_FRAMES frames, says a word again; other rows and a
+    reset row keep their own rhythm."""
+    from fullduplex.lm.generate import QUIET_FRAMES
+
+    pad, steps = ours.cfg.existing_text_padding_id, 3 * (QUIET_FRAMES + 1) + 2
+    user = _users((61, 62), steps)
+    base = _run(LMGen(ours, use_sampling=False, padding_bonus=10.0), user)
+    assert all(t == pad for t in _texts(base, 0) + _texts(base, 1))  # +10: PAD throughout
+    gen = LMGen(ours, use_sampling=False, padding_bonus=10.0, onset_padding_bonus=-10.0)
+    outs = _run(gen, user, rows={1: dict(onset_padding_bonus=10.0)})
+    words = [i for i, t in enumerate(_texts(outs, 0)) if t != pad]
+    assert words == list(range(0, steps - 1, QUIET_FRAMES + 1))
+    assert _texts(outs, 1) == _texts(base, 1)
+    # a reset session starts silent: a word at once, then the same rhythm
+    with gen.streaming(1):
+        for t in range(5):
+            gen.step(user[:1, :, t:t + 1])
+        gen.reset()
+        got = [gen.step(user[:1, :, t:t + 1]) for t in range(QUIET_FRAMES + 4)]
+    texts = [int(o[0, 0]) for o in got[1:]]
+    assert [i for i, t in enumerate(texts) if t != pad] == [0, QUIET_FRAMES + 1]
+
+
+def test_onset_temperature_draws_the_first_word_coolly(ours):
+    """At temp_text 1 the first text token (the model is silent) leaves the greedy choice for some
+    seed; with onset_temp_text 0 it is the greedy token for every seed, and later frames still sample."""
+    user = _users((71,), 12)
+    greedy = _texts(_run(LMGen(ours, use_sampling=False), user), 0)
+    hot = [_texts(_run(LMGen(ours, seed=s, temp_text=1.0, top_k_text=0), user), 0) for s in range(12)]
+    assert any(h[0] != greedy[0] for h in hot)
+    cool = [_texts(_run(LMGen(ours, seed=s, temp_text=1.0, top_k_text=0, onset_temp_text=0.0), user), 0)
+            for s in range(12)]
+    assert all(c[0] == greedy[0] for c in cool)
+    assert any(c[1:] != greedy[1:] for c in cool)
+
+
+def test_onset_settings_are_checked_and_reported(ours):
+    gen = LMGen(ours, onset_temp_text=0.4)
+    with gen.streaming(2):
+        assert gen.row_sampling(0)["onset_temp_text"] == 0.4 and gen.row_sampling(0)["onset_padding_bonus"] is None
+        gen.set_row_sampling(1, onset_padding_bonus=-1.0)
+        assert gen.row_sampling(1)["onset_padding_bonus"] == -1.0
+        for bad in (dict(onset_temp_text=-1.0), dict(onset_padding_bonus=11.0), dict(onset_temp_text=math.nan)):
+            with pytest.raises(ValueError, match=next(iter(bad))):
+                gen.set_row_sampling(0, **bad)
+        assert gen.row_sampling(0)["onset_temp_text"] == 0.4
+    with pytest.raises(ValueError, match="onset_padding_bonus"):
+        LMGen(ours, onset_padding_bonus="a lot")

@@ -14,7 +14,8 @@ from fullduplex.systems.registry import EchoSystem
 
 from server_helpers import serving, tone
 
-DEFAULTS = dict(temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, use_sampling=True, padding_bonus=0.0, seed=1)
+DEFAULTS = dict(temp=0.8, temp_text=0.7, top_k=250, top_k_text=25, use_sampling=True, padding_bonus=0.0,
+                onset_temp_text=None, onset_padding_bonus=None, seed=1)
 
 
 def _pcm(seconds=0.4):
@@ -80,9 +81,10 @@ def test_two_sessions_each_get_their_own_sampling(server):
         async with aiohttp.ClientSession() as s:
             a, meta_a = await _open(s, host, text_temperature="0", audio_topk="5", text_seed="3")
             b, meta_b = await _open(s, host, audio_temperature="1.5", text_topk="3", audio_topk="",
-                                    padding_bonus="-1.5")
+                                    padding_bonus="-1.5", onset_temp_text="0.4", onset_padding_bonus="-2")
             assert meta_a["sampling"] == dict(DEFAULTS, temp_text=0.0, top_k=5)
-            assert meta_b["sampling"] == dict(DEFAULTS, temp=1.5, top_k_text=3, padding_bonus=-1.5)
+            assert meta_b["sampling"] == dict(DEFAULTS, temp=1.5, top_k_text=3, padding_bonus=-1.5,
+                                              onset_temp_text=0.4, onset_padding_bonus=-2.0)
             assert meta_a["sampling_per_session"] and meta_b["sampling_per_session"]
             assert meta_a["ignored"] == ["text_seed"] and meta_b["ignored"] == []
             await asyncio.gather(_frames(a, 4), _frames(b, 4))
@@ -115,6 +117,8 @@ def test_two_sessions_each_get_their_own_sampling(server):
     (dict(audio_temperature="inf"), "audio_temperature", "[0, 10]"),
     (dict(padding_bonus="-12"), "padding_bonus", "[-10, 10]"),
     (dict(padding_bonus="x"), "padding_bonus", "[-10, 10]"),
+    (dict(onset_padding_bonus="10.5"), "onset_padding_bonus", "[-10, 10]"),
+    (dict(onset_temp_text="-1"), "onset_temp_text", "[0, 10]"),
 ])
 def test_a_bad_value_is_an_error_and_a_close_while_another_session_goes_on(server, params, named, accepted):
     host, app, system = server

@@ -14,7 +14,8 @@ def _noise(n, seed=0):
 
 def test_set_sampling_per_row_and_reset_restores_the_defaults(tiny_parts):
     s = BatchedModelSystem(tiny_parts, 3, sampling={"seed": 4, "temp": 0.9})
-    defaults = dict(temp=0.9, temp_text=0.7, top_k=250, top_k_text=25, use_sampling=True, padding_bonus=0.0, seed=4)
+    defaults = dict(temp=0.9, temp_text=0.7, top_k=250, top_k_text=25, use_sampling=True, padding_bonus=0.0,
+                    onset_temp_text=None, onset_padding_bonus=None, seed=4)
     assert all(s.row_sampling(i) == defaults for i in range(3))
     assert s.effective_sampling({"temp_text": 0, "top_k": 5}) == dict(defaults, temp_text=0.0, top_k=5)
     applied = s.set_sampling(1, {"temp_text": 0, "top_k": 5, "temp": None, "padding_bonus": -2})

@@ -7,7 +7,8 @@ const KIND = {HANDSHAKE: 0, AUDIO: 1, TEXT: 2, CONTROL: 3, METADATA: 4, ERROR: 5
 const SAMPLE_RATE = 24000, FRAME = 1920;
 // query parameter -> the key of the metadata's "sampling" that reports it
 const SAMPLING_FIELDS = {text_temperature: "temp_text", text_topk: "top_k_text",
-                         audio_temperature: "temp", audio_topk: "top_k", padding_bonus: "padding_bonus"};
+                         audio_temperature: "temp", audio_topk: "top_k", padding_bonus: "padding_bonus",
+                         onset_temp_text: "onset_temp_text", onset_padding_bonus: "onset_padding_bonus"};
 const $ = (id) => document.getElementById(id);
 
 // Numbers the page exposes (also read by the end-to-end test).
@@ -116,7 +117,9 @@ function onMessage(e) {
       const m = JSON.parse(new TextDecoder().decode(payload));
       const s = m.sampling || {};
       stats.sampling = s;
-      for (const [k, key] of Object.entries(SAMPLING_FIELDS)) if (key in s) $(k).placeholder = String(s[key]);
+      // an onset setting of null follows its general one
+      for (const [k, key] of Object.entries(SAMPLING_FIELDS))
+        if (key in s) $(k).placeholder = s[key] === null ? "as when speaking" : String(s[key]);
       $("server_sampling").textContent = (m.sampling_per_session ? "this session's sampling: " : "server sampling: ") +
         JSON.stringify(s) + (m.ignored && m.ignored.length ? ` (ignored: ${m.ignored.join(", ")})` : "");
     } catch (err) { /* metadata is informational */ }
