@@ -28,7 +28,7 @@ Taking the floor and holding it can be sampled differently: while a session's te
 PAD for ``QUIET_FRAMES`` frames (the model is silent: it is listening, or deciding whether to speak)
 its text token is drawn with ``onset_temp_text`` and ``onset_padding_bonus`` instead of ``temp_text``
 and ``padding_bonus`` (None: the same). An eager onset then does not make the model hold on to its
-turn when the user barges in, as an eager bonus at every frame does.
+turn when the user barges in as long as an eager bonus at every frame does.
 """
 
 from __future__ import annotations
