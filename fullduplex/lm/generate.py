@@ -371,7 +371,7 @@ class LMGen:
             _check_bonus("onset_padding_bonus", onset_padding_bonus)
         self._row_settings: list[dict] = []
         self._pad_bonus: torch.Tensor | None = None
-        self._onset: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._onset: tuple[torch.Tensor, torch.Tensor] | None = None  # while silent: PAD bonus [B], scale [B, 1]
         self._text_plan: _RowPlan | None = None
         self._audio_plan: _RowPlan | None = None
         if seed is not None and generator is None:
@@ -521,8 +521,7 @@ class LMGen:
                  else r["temp_text"] / max(r["onset_temp_text"], 1e-4) for r in rows]
         self._onset = None
         if onset_bonus != bonus or any(x != 1.0 for x in scale):
-            self._onset = (torch.tensor(bonus, dtype=self.model.dtype, device=dev),
-                           torch.tensor(onset_bonus, dtype=self.model.dtype, device=dev),
+            self._onset = (torch.tensor(onset_bonus, dtype=self.model.dtype, device=dev),
                            torch.tensor(scale, dtype=self.model.dtype, device=dev)[:, None])
 
     def _require_state(self) -> _GenState:
@@ -559,13 +558,14 @@ class LMGen:
         if self._text_linear is not None:
             logits = self._text_linear(h)[:, 0]  # [B, text_card], this step's own tensor
             pad = c.existing_text_padding_id
+            bonus, silent = self._pad_bonus, None
             if self._onset is not None:
-                bonus, onset_bonus, scale = self._onset
                 silent = st.quiet >= QUIET_FRAMES  # [B]
-                logits[:, pad] += torch.where(silent, onset_bonus, bonus)
-                logits = torch.where(silent[:, None], logits * scale, logits)
-            elif self._pad_bonus is not None:
-                logits[:, pad] += self._pad_bonus
+                bonus = torch.where(silent, self._onset[0], 0.0 if bonus is None else bonus)
+            if bonus is not None:
+                logits[:, pad] += bonus
+            if silent is not None:  # the bonus is tempered too, as temp_text tempers padding_bonus
+                logits = torch.where(silent[:, None], logits * self._onset[1], logits)
             text = sample_rows(logits, self._text_plan, self.generator)
             st.quiet.add_(1).masked_fill_(text != pad, 0)
         audio = self._depformer_frame(text, h)  # [B, dep_q]

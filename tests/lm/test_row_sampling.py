@@ -245,3 +245,17 @@ def test_onset_settings_are_checked_and_reported(ours):
         assert gen.row_sampling(0)["onset_temp_text"] == 0.4
     with pytest.raises(ValueError, match="onset_padding_bonus"):
         LMGen(ours, onset_padding_bonus="a lot")
+
+
+def test_while_silent_the_onset_settings_draw_as_the_same_general_settings_would(ours):
+    """A silent model with onset_temp_text 0.5 and onset_padding_bonus b draws what a generator with
+    temp_text 0.5 and padding_bonus b draws (the bonus is tempered with the onset temperature), seed by
+    seed, while both stay silent."""
+    pad, user = ours.cfg.existing_text_padding_id, _users((81,), 12)
+    for bonus in (2.0, 4.0):
+        for s in range(8):
+            same = _texts(_run(LMGen(ours, seed=s, temp_text=0.5, top_k_text=0, padding_bonus=bonus), user), 0)
+            onset = _texts(_run(LMGen(ours, seed=s, temp_text=1.0, top_k_text=0, padding_bonus=-3.0,
+                                      onset_temp_text=0.5, onset_padding_bonus=bonus), user), 0)
+            n = next((i for i, t in enumerate(same) if t != pad), len(same)) + 1  # up to the first word
+            assert onset[:n] == same[:n], (bonus, s)
