@@ -65,6 +65,10 @@ def _s1(m, an, out, dbg):
         out["M20"] = int(T.contains_answer(said, answer)) if anywhere else None
         spoken = " ".join(w[0] for w in an.words_between(a, b))
         out["M20.spoken"] = int(T.contains_answer(spoken, answer))
+        # whether it heard the question, right answer or not: the question's words a right reply says
+        # back ("capital", "France"), the share of them in the text stream
+        if anywhere and m.get("text") and m.get("reply"):
+            out["M20.heard"] = T.heard_share(said, m["text"], m["reply"])
         dbg["M20"] = {"answer": answer, "text": said, "asr": spoken}
     dbg["M1"] = {"episode": [hit.start, hit.end, hit.rule] if hit else None,
                  "reply": [reply.start, reply.end, reply.rule] if reply else None,

@@ -112,9 +112,10 @@ def analyse_system(items: list[EvalItem], dirs: dict[str, Path], inputs: dict, p
 
 
 def score_system(items, dirs, analyses, inputs) -> tuple[dict, dict]:
-    """Per-item metrics (written to record.json) and the system-level extras (S10, M15, M16, M19)."""
+    """Per-item metrics (written to record.json) and the system-level extras (S10, M15, M16, M19,
+    M20.heard.chance)."""
     by_id = {it.id: it for it in items}
-    per_item, invalid = {}, []
+    per_item, invalid, said = {}, [], []
     for it in items:
         an = analyses[it.id]
         if an.invalid:
@@ -128,7 +129,9 @@ def score_system(items, dirs, analyses, inputs) -> tuple[dict, dict]:
             "glitches": an.glitches, "hygiene": an.hygiene})
         if not an.invalid:
             per_item[it.id] = vals
-    extra = {}
+            if vals.get("M20.heard") is not None:
+                said.append((dbg["M20"]["text"], it.meta["text"], it.meta["reply"]))
+    extra = {"M20.heard.chance": heard_by_chance(said)}
     # S10: pairs
     pairs: dict[str, dict] = {}
     for it in items:
@@ -167,6 +170,19 @@ def score_system(items, dirs, analyses, inputs) -> tuple[dict, dict]:
     return per_item, extra
 
 
+def heard_by_chance(said: list[tuple[str, str, str]]) -> float | None:
+    """M20.heard's control: each answered question's text stream ``said`` as (text, question, reply)
+    scored against the next item's question, so that the words a model says whatever it hears ("the
+    word", "capital") show as the level its M20.heard has to rise above."""
+    from .text import heard_share
+
+    if len(said) < 2:
+        return None
+    shares = [heard_share(said[i][0], *said[(i + 1) % len(said)][1:]) for i in range(len(said))]
+    shares = [x for x in shares if x is not None]
+    return float(np.mean(shares)) if shares else None
+
+
 def intelligibility(items, analyses, max_items: int = 4) -> float | None:
     """M16: WER(system text, ASR of its audio) / WER(same text via the reference TTS voice)."""
     pairs = [(analyses[it.id].system_text, " ".join(w[0] for w in analyses[it.id].words))
@@ -200,7 +216,7 @@ def _mean_extra(extras: list[dict]) -> dict:
     """System-level values of several runs: numbers averaged over the runs that have them, the rest
     from the first run (M15.stats, invalid_items)."""
     out = dict(extras[0])
-    for k in ("M15", "M16", "M19", "M19.p99"):
+    for k in ("M15", "M16", "M19", "M19.p99", "M20.heard.chance"):
         vals = [e[k] for e in extras if e.get(k) is not None]
         if vals:
             out[k] = float(np.mean(vals))

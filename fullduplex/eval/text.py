@@ -1,5 +1,6 @@
 """Word lists and text rules for the lexical metrics: keywords (M11, M13), backchannel cues
-(CANDOR "Backbiter", evaluation.md §6), repair phrases (M13), answer matching (M20)."""
+(CANDOR "Backbiter", evaluation.md §6), repair phrases (M13), answer matching and the
+question's words said back (M20)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,24 @@ def spoken_tokens(text: str) -> list[str]:
     for t in tokens(re.sub(r"(?<=\d),(?=\d{3})", "", text)):
         out.extend(number_words(int(t)).split() if t.isdigit() and int(t) < 10_000 else [t])
     return [t for t in out if t != "and"]
+
+
+def question_words(question: str, reply: str) -> set[str]:
+    """The content words a right reply takes from the question ("What is the capital of France?",
+    "The capital of France is Paris." -> {capital, france}): what a reply says back when it heard
+    the question, whatever it then answers. Numbers compare as words (:func:`spoken_tokens`)."""
+    def words(t: str) -> set[str]:
+        return {stem(w) for w in spoken_tokens(t) if w not in STOP}
+    return words(question) & words(reply)
+
+
+def heard_share(text: str, question: str, reply: str) -> float | None:
+    """The share of :func:`question_words` that ``text`` says (None when the two share no word)."""
+    want = question_words(question, reply)
+    if not want:
+        return None
+    said = {stem(w) for w in spoken_tokens(text)}
+    return len(want & said) / len(want)
 
 
 def contains_answer(text: str, answer: str) -> bool:

@@ -152,6 +152,45 @@ def test_answer_in_text_stream_and_in_speech(speech):
     assert vals["M20"] == 0 and vals["M20.spoken"] == 0
 
 
+def test_question_words_said_back_tell_hearing_from_knowing(speech):
+    """M20.heard: the share of the words a right reply takes from the question ("capital", "France")
+    that the text stream says after the turn end, right answer or not."""
+    from fullduplex.eval.text import question_words
+
+    q, reply = "What is the capital of France?", "The capital of France is Paris."
+    assert question_words(q, reply) == {"capital", "france"}
+    assert question_words("What is 5 plus eight?", "Five plus eight is thirteen.") == {"five", "plu", "eight"}
+    meta, user, out, t_ue = _turn_item(speech, 0.2)
+    meta = dict(meta, answer="Paris", text=q, reply=reply)
+    focus = [[t_ue - metrics.PREMATURE_S, t_ue + metrics.RELEVANCE_WINDOW_S]]
+
+    def heard(stream):
+        vals, _ = metrics.item_metrics(meta, analyze(out, user, stream, focus=focus), [])
+        return vals["M20"], vals["M20.heard"]
+
+    assert heard([{"start": t_ue + 0.3, "text": " The capital of France"}, {"start": t_ue + 1.0, "text": " is Rome."}]) \
+        == (0, 1.0)                                                       # heard, answered wrong
+    assert heard([{"start": t_ue + 0.3, "text": " The capital of Spain is Madrid."}]) == (0, 0.5)
+    assert heard([{"start": t_ue + 0.3, "text": " Once upon a time"}]) == (0, 0.0)
+    assert heard([{"start": t_ue - 2.0, "text": " capital France"}, {"start": t_ue + 1.0, "text": " yes"}]) == (0, 0.0)
+    vals, _ = metrics.item_metrics(dict(meta, reply="Paris."), analyze(out, user, [{"start": t_ue, "text": " x"}],
+                                                                        focus=focus), [])
+    assert vals["M20.heard"] is None                                      # nothing to say back: not scored
+
+
+def test_heard_by_chance_scores_each_text_against_another_question():
+    from fullduplex.eval.run import heard_by_chance
+
+    qa = [("What is the capital of France?", "The capital of France is Paris."),
+          ("How do you spell the word river?", "The word river is spelled R, I, V, E, R."),
+          ("What day comes after Monday?", "The day after Monday is Tuesday.")]
+    echo = [(r, q, r) for q, r in qa]                    # a model that says each reply back
+    assert heard_by_chance(echo) < 0.2                   # ... says little of the next question
+    babble = [("the word", q, r) for q, r in qa]          # the same words whatever it hears
+    assert heard_by_chance(babble) == pytest.approx((0 + 1 / 3 + 0) / 3)
+    assert heard_by_chance(echo[:1]) is None
+
+
 def test_repeated_runs_pool_their_values_and_resample_items_with_all_their_runs():
     from fullduplex.eval.aggregate import BY_ID, aggregate, summarize
 
