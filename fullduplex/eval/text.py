@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import re
 
+from fullduplex.lm.text import FUNCTION_WORDS
+
 BC_CUES = set("a ah alright awesome cool dope e exactly god gotcha huh hmm mhm mm mmm nice oh okay really right "
               "sick sucks sure uh um wow yeah yep yes yup uhhuh mmhmm".split())
 BC_PROHIBITED_START = set("and but i i'm it it's like so that that's we we're well you you're".split())
 REPAIR = ["sorry", "repeat", "what was that", "pardon", "say that again", "didn't catch", "come again"]
-STOP = set("""a an the and or but if then so to of in on at by for with from about as into over after before
-is are was were be been being am do does did have has had i you he she it we they me my your our their this that
-these those what which who whom how when where why can could would should will shall may might must not no yes
-please tell know just there here some any one its it's i'm let me us up out okay oh wait hold actually sorry
-quick like""".split())
+STOP = FUNCTION_WORDS
 
 
 def tokens(text: str) -> list[str]:

@@ -27,6 +27,15 @@ import torch
 
 Alignment = tuple[str, tuple[float, float], str]  # (word, (start_s, end_s), speaker)
 
+# Words that carry no content of their own: what a reply repeats from any question ("what", "is", "the")
+# rather than from this one. Content words are the rest (``content_token_ids``; the evaluation's
+# keyword rules, eval/text.py).
+FUNCTION_WORDS = frozenset("""a an the and or but if then so to of in on at by for with from about as into over after before
+is are was were be been being am do does did have has had i you he she it we they me my your our their this that
+these those what which who whom how when where why can could would should will shall may might must not no yes
+please tell know just there here some any one its it's i'm let me us up out okay oh wait hold actually sorry
+quick like""".split())
+
 FRAME_RATE = 12.5
 MAIN_SPEAKER = "SPEAKER_MAIN"
 
@@ -122,3 +131,40 @@ def stream_to_text(tokens: Sequence[int], tokenizer: TextTokenizer, pad_id: int 
     """Readable text of a text stream: special ids (PAD, EPAD, negative) dropped, the rest decoded."""
     ids = [int(t) for t in tokens if int(t) >= 0 and int(t) not in (pad_id, epad_id)]
     return tokenizer.decode(ids)
+
+
+def content_token_ids(tokenizer: TextTokenizer) -> torch.Tensor:
+    """A bool [vocab] lookup: True for the ids that decode to (part of) a content word, at least two
+    letters and not one of ``FUNCTION_WORDS``; False for punctuation, digits, spaces and special tokens."""
+    keep = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)
+    for i in range(tokenizer.vocab_size):
+        w = tokenizer.decode([i]).strip().lower()
+        keep[i] = len(w) >= 2 and w.isalpha() and w not in FUNCTION_WORDS
+    return keep
+
+
+def word_ids(tokenizer: TextTokenizer | None, cfg) -> torch.Tensor:
+    """The lookup ``echo_positions`` reads: :func:`content_token_ids` of the tokenizer; for an LM
+    without one (a test model), every text id of ``cfg`` (an LMConfig) but PAD and EPAD."""
+    if tokenizer is not None:
+        return content_token_ids(tokenizer)
+    keep = torch.ones(cfg.text_card, dtype=torch.bool)
+    keep[[cfg.existing_text_padding_id, cfg.existing_text_end_padding_id]] = False
+    return keep
+
+
+def echo_positions(text: torch.Tensor, user_text: torch.Tensor, content: torch.Tensor,
+                   horizon: int = 100) -> torch.Tensor:
+    """Where the text stream says back a word the user said: text and user_text [B, 1, T] (the two
+    speakers' text streams) -> bool [B, 1, T], True where ``text`` holds a content token (``content``,
+    from :func:`content_token_ids`) that ``user_text`` holds in the ``horizon`` frames before (8 s at
+    100). In "What is the capital of France?" / "The capital of France is Paris." that is " capital"
+    and " France": the words a reply can only say right by hearing this question."""
+    t, u = text[:, 0].long(), user_text[:, 0].long()
+    T = t.shape[-1]
+    ok = content.to(t.device)
+    said = (t >= 0) & (t < len(ok)) & ok[t.clamp(0, len(ok) - 1)]
+    same = t[:, :, None] == u[:, None, :]                                    # [B, T (text), T (user)]
+    lag = torch.arange(T, device=t.device)[:, None] - torch.arange(T, device=t.device)[None, :]
+    before = (lag > 0) & (lag <= horizon)
+    return (said & (same & before).any(-1))[:, None]

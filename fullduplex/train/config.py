@@ -76,6 +76,7 @@ class LMObjectiveConfig:
     user_text_weight: float = 1.0      # weight of the user transcript loss (models with lm.model.user_text_delay > 0)
     hold_weight: float = 1.0           # x the text loss at the frames where the user hesitates (shards' floor labels)
     take_weight: float = 1.0           # x the text loss where the assistant's reply begins after a user's turn
+    echo_weight: float = 1.0           # x the text loss at the words it says back from the user (lm/text.py echo_positions)
     lora: bool = False                 # train LoRA adapters on the temporal transformer only
     lora_rank: int = 64
     lora_scaling: float = 2.0

@@ -15,6 +15,13 @@ user's stream scores 0.
 A model with a user transcript head, scored on shards with ``user_text``, also reports
 ``user_words``: its loss transcribing the user's words (PAD and EPAD left out).
 
+On shards with ``user_text`` every model also reports ``echo_words``: its text loss (nats a token) on the
+content words it says back from what the user said in the 8 s before (lm/text.py ``echo_positions``;
+content words by the LM's tokenizer, or every word token for an LM without one:
+" capital" and " France" in "The capital of France is Paris." after "What is the capital of
+France?"), and ``echo_tokens``, how many there were. These are the words a model can only say right by
+hearing them; with ``listening`` their rise is the plainest measure of hearing the user's words.
+
 On shards with floor labels (tokenize.py ``floor_labels``) ``floor`` reports the turn-taking the text
 stream implies, from each frame's hazard h = 1 - P(PAD) under the text sampling of generation
 (``padding_bonus`` added to the PAD logit, then ``temp_text`` and ``top_k_text``; the runtime's defaults
@@ -39,7 +46,8 @@ from tqdm import tqdm
 
 from ..lm.generate import DEFAULT_SAMPLING, sampling_probs
 from ..lm.loading import load_checkpoint
-from ..lm.loss import lm_loss
+from ..lm.loss import lm_loss, weighted_cross_entropy
+from ..lm.text import echo_positions, word_ids
 from .lm_data import ShardWindows, split_rows
 from .tokenize import HESITATE, HOLD, TAKE
 
@@ -52,10 +60,12 @@ def evaluate_lm(checkpoint, shards, batch_size: int = 4, windows: int | None = N
     """{"loss", "text", "audio", "words", "windows", ...}: means over the windows (each batch weighted by
     its size); with ``listening`` also "mismatched" (the same losses with another window's user) and
     "listening" (mismatched minus matched)."""
-    model, _ = load_checkpoint(checkpoint)
+    model, tokenizer = load_checkpoint(checkpoint)
     data = ShardWindows(shards, batch_size, seed=0)
     k = data.window(0).shape[0]
-    heard = data.user_text = model.user_text_proj is not None and data.has("user_text")
+    data.user_text = data.has("user_text")
+    heard = model.user_text_proj is not None and data.user_text
+    content = word_ids(tokenizer, model.cfg) if data.user_text else None
     stale = data.has("floor") and data.stale_floor()
     data.floor = data.has("floor") and not stale
     if k != 1 + model.cfg.n_q:
@@ -67,11 +77,19 @@ def evaluate_lm(checkpoint, shards, batch_size: int = 4, windows: int | None = N
     user = model.cfg.audio_offset + model.cfg.dep_q  # first row of the user's codebooks
     sums = {"loss": 0.0, "text": 0.0, "audio": 0.0, "words": 0.0, **({"user_words": 0.0} if heard else {})}
     swapped = dict.fromkeys(sums, 0.0)
+    echo = {"tokens": 0, "matched": 0.0, "mismatched": 0.0}  # summed over the echoed tokens
     spans: dict[str, list[float]] = {k: [] for k in SPANS.values() for k in (k, k + "_h")}
     for start in tqdm(range(0, n, batch_size), desc="eval-lm", unit="batch", disable=not progress):
         idx = range(start, min(start + batch_size, n))
-        codes, user_text, floor = split_rows(torch.stack([data.window(i) for i in idx]).long(), heard, data.floor)
-        out = _accumulate(sums, model, codes, user_text, len(idx), text_padding_weight, first_codebook_weight)
+        codes, user_text, floor = split_rows(torch.stack([data.window(i) for i in idx]).long(), data.user_text,
+                                             data.floor)
+        head_text = user_text if heard else None
+        out = _accumulate(sums, model, codes, head_text, len(idx), text_padding_weight, first_codebook_weight)
+        said_back = None
+        if content is not None and out.text_logits is not None:
+            said_back = echo_positions(codes[:, :1], user_text, content) & out.text_mask
+            echo["tokens"] += int(said_back.sum())
+            echo["matched"] += _echo_loss(out, codes, said_back)
         if floor is not None and out.text_logits is not None:
             pad = model.cfg.existing_text_padding_id
             logits = out.text_logits[:, 0].float()
@@ -82,7 +100,9 @@ def evaluate_lm(checkpoint, shards, batch_size: int = 4, windows: int | None = N
         if listening:
             other = torch.stack([data.window((i + n // 2) % n) for i in idx]).long()
             codes[:, user:1 + model.cfg.n_q] = other[:, user:1 + model.cfg.n_q]
-            _accumulate(swapped, model, codes, user_text, len(idx), text_padding_weight, first_codebook_weight)
+            out = _accumulate(swapped, model, codes, head_text, len(idx), text_padding_weight, first_codebook_weight)
+            if said_back is not None:
+                echo["mismatched"] += _echo_loss(out, codes, said_back)
     res = {"checkpoint": str(checkpoint), "shards": str(shards), "windows": n,
            "frames_per_window": int(data.window(0).shape[-1]),
            **{key: round(v / n, 4) for key, v in sums.items()},
@@ -96,10 +116,22 @@ def evaluate_lm(checkpoint, shards, batch_size: int = 4, windows: int | None = N
                         "sampling": {"temp_text": temp_text, "top_k_text": top_k_text, "padding_bonus": padding_bonus}}
     if stale:
         res["floor"] = {"skipped": stale}
+    if content is not None:
+        res["echo_tokens"] = echo["tokens"]
+        res["echo_words"] = round(echo["matched"] / echo["tokens"], 4) if echo["tokens"] else None
     if listening:
         res["mismatched"] = {key: round(v / n, 4) for key, v in swapped.items()}
         res["listening"] = {key: round((swapped[key] - sums[key]) / n, 4) for key in sums}
+        if content is not None and echo["tokens"]:
+            res["mismatched"]["echo_words"] = round(echo["mismatched"] / echo["tokens"], 4)
+            res["listening"]["echo_words"] = round((echo["mismatched"] - echo["matched"]) / echo["tokens"], 4)
     return res
+
+
+def _echo_loss(out, codes: torch.Tensor, where: torch.Tensor) -> float:
+    """The summed text cross-entropy (nats) at the positions ``where`` [B, 1, T]."""
+    n = int(where.sum())
+    return float(weighted_cross_entropy(out.text_logits, codes[:, :1].long(), where.float())) * n if n else 0.0
 
 
 def _mean(xs: list[float]) -> float | None:

@@ -31,6 +31,11 @@ from a user who has not finished. ``lm.take_weight`` multiplies it where a TAKE 
 the frame where the assistant's reply begins (its EPAD): the counterweight that keeps the model
 answering when the user has finished.
 
+``lm.echo_weight`` multiplies it at the content words the assistant says back from what the user said in
+the 8 s before (lm/text.py ``echo_positions``: " capital" and " France" in "The capital of France is
+Paris." after "What is the capital of France?"), read from the shards' ``user_text``: the words a model
+can only say right by hearing the user, one or two a reply among many it can guess.
+
 Under DDP each process's loss is rescaled by (its weight sum x world / the global weight sum), so
 the averaged gradient equals that of one process on the whole global batch.
 """
@@ -46,6 +51,7 @@ from ..lm.config import HEAD_KEYS, LMConfig
 from ..lm.lora import ADAPTER_SUFFIXES, TEXT_BACKBONE as BACKBONE, LoRALinear, add_lora
 from ..lm.loss import lm_loss, text_weights
 from ..lm.model import LMModel
+from ..lm.text import TextTokenizer, echo_positions, word_ids
 from .config import TrainConfig
 from .lm_data import ShardWindows, split_rows
 from .objective import Objective
@@ -133,10 +139,13 @@ class LMObjective(Objective):
                 self.n_lora = add_lora(self.model.transformer, c.lora_rank, c.lora_scaling)
         self.user_text = self.model.user_text_proj is not None
         self.floor = c.hold_weight != 1.0 or c.take_weight != 1.0
+        self.echo = c.echo_weight != 1.0
+        self._content = None  # echo_weight's content-token lookup, made on first use
         if data is None:
             if not c.shards:
                 raise ValueError("lm.shards: give the folder written by `fullduplex data tokenize`")
-            data = ShardWindows(c.shards, cfg.batch_size, cfg.seed, user_text=self.user_text, floor=self.floor)
+            data = ShardWindows(c.shards, cfg.batch_size, cfg.seed, user_text=self.user_text or self.echo,
+                                floor=self.floor)
         self.data = data
         self._check_layout()
 
@@ -168,14 +177,27 @@ class LMObjective(Objective):
     def batch(self, step: int, rank: int, world: int) -> torch.Tensor:
         return self.data.batch(step, rank, world)
 
-    def _frame_weights(self, floor: torch.Tensor | None, text: torch.Tensor) -> torch.Tensor | None:
-        """Floor labels and the text targets [B, 1, T] -> the text loss's per-frame weights: ``hold_weight``
-        at HOLD and HESITATE frames, ``take_weight`` at the TAKE frames whose target is not PAD (where the reply begins)."""
-        if floor is None:
-            return None
-        onset = (floor == TAKE) & (text != self.model.cfg.existing_text_padding_id)
-        w = torch.where(torch.isin(floor, torch.tensor(HOLD_LABELS, device=floor.device)), self.c.hold_weight, 1.0)
-        return torch.where(onset, self.c.take_weight, w).float()
+    def _frame_weights(self, floor: torch.Tensor | None, text: torch.Tensor,
+                       user_text: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Floor labels, the text targets and the user's text [B, 1, T] -> the text loss's per-frame weights:
+        ``hold_weight`` at HOLD and HESITATE frames, ``take_weight`` at the TAKE frames whose target is not PAD
+        (where the reply begins), ``echo_weight`` at the words said back from the user."""
+        w = None
+        if floor is not None:
+            onset = (floor == TAKE) & (text != self.model.cfg.existing_text_padding_id)
+            w = torch.where(torch.isin(floor, torch.tensor(HOLD_LABELS, device=floor.device)), self.c.hold_weight, 1.0)
+            w = torch.where(onset, self.c.take_weight, w).float()
+        if self.echo and user_text is not None:
+            if self._content is None:
+                self._content = self._content_ids()
+            said_back = echo_positions(text, user_text, self._content)
+            w = torch.where(said_back, self.c.echo_weight, 1.0 if w is None else w).float()
+        return w
+
+    def _content_ids(self) -> torch.Tensor:
+        """The content-word lookup of echo_positions, from the run's tokenizer."""
+        tok = self._tokenizer()
+        return word_ids(TextTokenizer.load(tok) if isinstance(tok, (str, Path)) else tok, self.model.cfg)
 
     def _weight_sums(self, codes: torch.Tensor, out, user_text: torch.Tensor | None,
                      frame_weights: torch.Tensor | None) -> torch.Tensor:
@@ -189,8 +211,11 @@ class LMObjective(Objective):
         return torch.stack([text, w.sum(), user])
 
     def loss(self, part, modules, batch, step):
-        codes, user_text, floor = split_rows(batch.to(next(self.model.parameters()).device), self.user_text, self.floor)
-        frame_weights = self._frame_weights(floor, codes[:, :1])
+        codes, user_text, floor = split_rows(batch.to(next(self.model.parameters()).device),
+                                             self.user_text or self.echo, self.floor)
+        frame_weights = self._frame_weights(floor, codes[:, :1], user_text)
+        if not self.user_text:
+            user_text = None  # read for echo_weight only: no transcript head to train
         out = modules["model"](codes)
         res = lm_loss(self.model, codes, out, self.c.text_padding_weight, self.c.first_codebook_weight,
                       user_text, self.c.user_text_weight, frame_weights)

@@ -79,3 +79,27 @@ def test_tokenizer_files(tmp_path, tok):
         TextTokenizer.load(tmp_path / "vocab.txt")
     with pytest.raises(FileNotFoundError):
         TextTokenizer.load(tmp_path / "missing.model")
+
+
+def test_echo_positions_are_content_words_the_user_said_before():
+    from fullduplex.lm.text import echo_positions
+
+    PAD, CAPITAL, FRANCE, THE, PARIS = 3, 10, 11, 12, 13
+    content = torch.ones(20, dtype=torch.bool)
+    content[[PAD, THE]] = False
+    user = torch.tensor([[[THE, CAPITAL, FRANCE, PAD, PAD, PAD, PAD, PAD, PAD, PAD]]])
+    text = torch.tensor([[[PAD, FRANCE, PAD, THE, CAPITAL, PAD, FRANCE, PARIS, PAD, -1]]])
+    got = echo_positions(text, user, content)[0, 0].tolist()
+    # frame 1: France before the user said it; 3: "the" is no content word; 7: Paris was never said
+    assert got == [False, False, False, False, True, False, True, False, False, False]
+    assert echo_positions(text, user, content, horizon=3)[0, 0].tolist()[4:7] == [True, False, False]
+
+
+def test_content_tokens_of_the_bundled_tokenizer():
+    from fullduplex.lm.smollm import load_smollm2_tokenizer
+    from fullduplex.lm.text import content_token_ids
+
+    tok = load_smollm2_tokenizer()
+    content = content_token_ids(tok)
+    assert all(content[i] for w in (" capital", " France", " Paris", " spelled") for i in tok.encode(w))
+    assert not any(content[i] for w in (" the", " is", " What", ".", " 42", " R") for i in tok.encode(w))

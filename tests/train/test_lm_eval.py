@@ -79,3 +79,64 @@ def test_eval_lm_listening_scores_each_window_with_another_windows_user(tmp_path
     assert res["listening"]["audio"] != 0  # the debug model reads the user's tokens
     with pytest.raises(ValueError, match="at least 2 windows"):
         evaluate_lm(tmp_path / "run" / "final", shards, windows=1, listening=True, progress=False)
+
+
+def test_eval_lm_scores_the_words_said_back_from_the_user(tmp_path, shards):
+    """echo_words: the text loss on the tokens the assistant's stream says after the user said them
+    (lm/text.py echo_positions), matched and with another window's user, on the same positions."""
+    from fullduplex.lm import load_checkpoint
+    from fullduplex.lm.text import echo_positions
+
+    train(lm_cfg(tmp_path / "run", shards, steps=4, ckpt_every=100))
+    res = evaluate_lm(tmp_path / "run" / "final", shards, batch_size=5, progress=False, listening=True)  # 5 + 5 + 2
+    model, _ = load_checkpoint(tmp_path / "run" / "final")
+    data = ShardWindows(shards, 1, 0, user_text=True)
+    rows = torch.stack([data.window(i) for i in range(len(data))]).long()
+    codes, user_text = rows[:, :-1], rows[:, -1:]
+    word = torch.ones(64, dtype=torch.bool)
+    word[[3, 0]] = False                                   # the debug shards' PAD and EPAD
+    with torch.no_grad():
+        out = model(codes)
+    where = echo_positions(codes[:, :1], user_text, word) & out.text_mask
+    assert res["echo_tokens"] == int(where.sum()) > 0
+    ce = torch.nn.functional.cross_entropy(out.text_logits[where].float(), codes[:, :1][where])
+    assert res["echo_words"] == pytest.approx(float(ce), rel=1e-3)
+    assert res["listening"]["echo_words"] == pytest.approx(res["mismatched"]["echo_words"] - res["echo_words"], abs=2e-4)
+
+
+def _echo_shards(folder):
+    """The debug shards with the assistant saying back, at frames 4, 8 and 12, what the user said two
+    frames before."""
+    from safetensors.torch import load_file, save_file
+
+    make_shards(folder)
+    for f in folder.glob("shard-*.safetensors"):
+        d = load_file(str(f))
+        d["codes"][:, 0, 4::4] = d["user_text"][:, 2:14:4]
+        save_file(d, str(f))
+    return folder
+
+
+def test_echo_weight_weighs_the_words_said_back_and_learns_them_sooner(tmp_path):
+    """lm.echo_weight multiplies the text loss at echo_positions (and nowhere else); on the same data and
+    steps its model says those words back at a lower loss than the unweighted one."""
+    from fullduplex.lm.text import echo_positions
+    from fullduplex.train.distributed import Dist
+    from fullduplex.train.lm_data import split_rows
+    from fullduplex.train.lm_objective import LMObjective
+
+    shards = _echo_shards(tmp_path / "shards")
+    cfg = lm_cfg(tmp_path / "w", shards, steps=30, ckpt_every=100, **{"lm.echo_weight": 8.0})
+    obj = LMObjective(cfg, Dist())
+    codes, user_text, _ = split_rows(obj.batch(0, 0, 1), True, False)
+    w = obj._frame_weights(None, codes[:, :1], user_text)
+    word = torch.ones(64, dtype=torch.bool)
+    word[[3, 0]] = False
+    said_back = echo_positions(codes[:, :1], user_text, word)
+    assert bool(said_back.any()) and torch.equal(w == 8.0, said_back) and bool((w[~said_back] == 1.0).all())
+    train(cfg)
+    train(lm_cfg(tmp_path / "plain", shards, steps=30, ckpt_every=100))
+    weighted = evaluate_lm(tmp_path / "w" / "final", shards, progress=False)
+    plain = evaluate_lm(tmp_path / "plain" / "final", shards, progress=False)
+    assert weighted["echo_tokens"] == plain["echo_tokens"] > 0
+    assert weighted["echo_words"] < plain["echo_words"] - 0.1
