@@ -16,10 +16,10 @@ A model with a user transcript head, scored on shards with ``user_text``, also r
 ``user_words``: its loss transcribing the user's words (PAD and EPAD left out).
 
 On shards with ``user_text`` every model also reports ``echo_words``: its text loss (nats a token) on the
-content words it says back from what the user said in the 8 s before (lm/text.py ``echo_positions``;
-content words by the LM's tokenizer, or every word token for an LM without one:
-" capital" and " France" in "The capital of France is Paris." after "What is the capital of
-France?"), and ``echo_tokens``, how many there were. These are the words a model can only say right by
+content words it says back from what the user said in the 8 s before, such as " capital" and " France"
+in "The capital of France is Paris." after "What is the capital of France?" (lm/text.py
+``echo_positions``; content words by the LM's tokenizer, every word token for an LM without one), and
+``echo_tokens``, how many there were. These are the words a model can only say right by
 hearing them; with ``listening`` their rise is the plainest measure of hearing the user's words.
 
 On shards with floor labels (tokenize.py ``floor_labels``) ``floor`` reports the turn-taking the text
